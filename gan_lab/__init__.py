@@ -1,0 +1,3 @@
+"""gan_lab: a GAN laboratory on PyTorch Lightning and Hydra."""
+
+__version__ = "0.1.0"

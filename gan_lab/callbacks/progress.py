@@ -1,0 +1,45 @@
+"""A progress bar in generator steps with the latest losses."""
+
+from __future__ import annotations
+
+import sys
+
+import lightning as L
+from lightning.pytorch.utilities import rank_zero_only
+
+
+class StepProgress(L.Callback):
+    def __init__(self, refresh_every: int = 10):
+        self.refresh_every = refresh_every
+        self._bar = None
+        self._shown = 0
+
+    @rank_zero_only
+    def on_train_start(self, trainer, module):
+        from tqdm.auto import tqdm
+
+        self._shown = module.g_step
+        self._bar = tqdm(
+            total=module.max_steps, initial=module.g_step, desc=f"{module.name} steps",
+            dynamic_ncols=True, file=sys.stderr,
+        )
+
+    @rank_zero_only
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        if self._bar is None:
+            return
+        done = module.g_step - self._shown
+        if done >= self.refresh_every or module.g_step >= module.max_steps:
+            self._bar.update(done)
+            self._shown = module.g_step
+            keys = ("d_loss", "g_loss", "wasserstein")
+            self._bar.set_postfix(
+                {k: f"{module.last_metrics[k]:.3f}" for k in keys if k in module.last_metrics}
+            )
+
+    @rank_zero_only
+    def on_train_end(self, trainer, module):
+        if self._bar is not None:
+            self._bar.update(module.g_step - self._shown)
+            self._bar.close()
+            self._bar = None

@@ -1,0 +1,83 @@
+"""DCGAN (Radford et al. 2016) generator and discriminator for 28, 32 and 64 px images.
+
+All-convolutional: strided transposed convolutions upsample in G, strided convolutions
+downsample in D, no pooling and no fully connected hidden layers. BatchNorm everywhere except
+G's output and D's input; ReLU in G with a tanh output, LeakyReLU(0.2) in D.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from gan_lab.networks.layers import ProjectionHead, check_norm, feature_norm, maybe_sn
+
+# image size -> spatial size of the first/last feature map. 28 px (MNIST) starts from 7x7.
+BASE_SIZE = {28: 7, 32: 4, 64: 4}
+SUPPORTED_SIZES = tuple(BASE_SIZE)
+
+
+def _num_upsamples(image_size: int) -> int:
+    return {28: 2, 32: 3, 64: 4}[image_size]
+
+
+class DCGANGenerator(nn.Module):
+    def __init__(self, latent_dim: int, out_channels: int, image_size: int, width: int = 64):
+        super().__init__()
+        self.latent_dim = latent_dim
+        n_up = _num_upsamples(image_size)
+        base = BASE_SIZE[image_size]
+        ch = width * 2 ** (n_up - 1)
+        layers: list[nn.Module] = [
+            # projection of z (seen as a 1x1 map) to the first base x base feature map
+            nn.ConvTranspose2d(latent_dim, ch, base, 1, 0, bias=False),
+            nn.BatchNorm2d(ch),
+            nn.ReLU(inplace=True),
+        ]
+        for _ in range(n_up - 1):
+            layers += [
+                nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=False),
+                nn.BatchNorm2d(ch // 2),
+                nn.ReLU(inplace=True),
+            ]
+            ch //= 2
+        layers += [nn.ConvTranspose2d(ch, out_channels, 4, 2, 1), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        return self.net(z.view(z.shape[0], -1, 1, 1))
+
+
+class DCGANDiscriminator(nn.Module):
+    def __init__(
+        self,
+        in_channels: int,
+        image_size: int,
+        width: int = 64,
+        norm: str = "batch",
+        num_classes: int = 0,
+    ):
+        super().__init__()
+        check_norm(norm)
+        n_down = _num_upsamples(image_size)
+        base = BASE_SIZE[image_size]
+        bias = norm not in ("batch", "layer", "instance")
+        layers: list[nn.Module] = [
+            maybe_sn(nn.Conv2d(in_channels, width, 4, 2, 1), norm),
+            nn.LeakyReLU(0.2, inplace=True),
+        ]
+        ch = width
+        for _ in range(n_down - 1):
+            layers += [
+                maybe_sn(nn.Conv2d(ch, ch * 2, 4, 2, 1, bias=bias), norm),
+                feature_norm(norm, ch * 2),
+                nn.LeakyReLU(0.2, inplace=True),
+            ]
+            ch *= 2
+        self.features = nn.Sequential(*layers, nn.Flatten())
+        # The final base x base convolution of DCGAN, written as a linear layer over the
+        # flattened map so a class projection can share it.
+        self.head = ProjectionHead(ch * base * base, num_classes, norm)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        return self.head(self.features(x), y)

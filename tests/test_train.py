@@ -1,0 +1,149 @@
+"""Every model trains on 2-D and image data; steps, n_critic, resume and outputs behave."""
+
+import csv
+import os
+
+import pytest
+import torch
+
+from helpers import train
+
+MODELS = ["gan", "dcgan", "lsgan", "wgan", "wgan_gp", "wgan_div", "wgan_lp", "ragan", "sngan"]
+
+
+def load_ckpt(run_dir):
+    return torch.load(os.path.join(run_dir, "checkpoints", "last.ckpt"), map_location="cpu", weights_only=False)
+
+
+def read_csv(run_dir):
+    with open(os.path.join(run_dir, "metrics.csv")) as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("data", ["ring8", "mnist_5k"])
+def test_every_model_trains(model, data, tmp_path):
+    metrics = train([f"model={model}", f"data={data}", "trainer.max_steps=3", "trainer.log_every_n_steps=1"], tmp_path)
+    for key in ("d_loss", "g_loss", "d_grad_norm", "g_grad_norm"):
+        assert key in metrics and torch.isfinite(torch.tensor(metrics[key])), key
+    if model.startswith("wgan") or model == "sngan":
+        assert "wasserstein" in metrics
+    if model in ("wgan_gp", "wgan_div", "wgan_lp"):
+        assert metrics["penalty"] >= 0
+    ckpt = load_ckpt(tmp_path)
+    meta = ckpt["gan_lab"]
+    n_critic = meta["config"]["model"]["n_critic"]
+    # a step is one G update, whatever n_critic is
+    assert meta["g_step"] == 3 and meta["d_step"] == 3 * n_critic
+    assert [int(r["step"]) for r in read_csv(tmp_path)] == [1, 2, 3]
+
+
+def test_weight_clipping_keeps_critic_in_box(tmp_path):
+    train(["model=wgan", "data=ring8", "trainer.max_steps=2", "model.clip_value=0.005"], tmp_path)
+    sd = load_ckpt(tmp_path)["state_dict"]
+    d_weights = [v for k, v in sd.items() if k.startswith("discriminator.") and "running_" not in k and v.dtype.is_floating_point]
+    assert max(float(w.abs().max()) for w in d_weights) <= 0.005 + 1e-9
+
+
+def test_optimizer_switches_and_schedules(tmp_path):
+    train(
+        ["model=dcgan", "data=ring8", "trainer.max_steps=4", "model.g_optimizer.name=sgd",
+         "+model.g_optimizer.momentum=0.9", "model.d_optimizer.name=rmsprop", "model.lr_schedule=linear"],
+        tmp_path,
+    )
+    ckpt = load_ckpt(tmp_path)
+    opt_g, opt_d = ckpt["optimizer_states"]
+    assert "momentum_buffer" in next(iter(opt_g["state"].values()))
+    assert "square_avg" in next(iter(opt_d["state"].values()))
+    # linear decay: lr factor after 4 of 4 steps is 0
+    assert ckpt["lr_schedulers"][0]["_last_lr"][0] == pytest.approx(0.0)
+
+
+def test_ema_generator_tracks_generator(tmp_path):
+    train(["model=sngan", "data=ring8", "trainer.max_steps=5", "model.ema.decay=0.5"], tmp_path)
+    sd = load_ckpt(tmp_path)["state_dict"]
+    g = {k[len("generator."):]: v for k, v in sd.items() if k.startswith("generator.")}
+    e = {k[len("generator_ema."):]: v for k, v in sd.items() if k.startswith("generator_ema.")}
+    assert g.keys() == e.keys()
+    diffs = [float((g[k] - e[k]).abs().max()) for k in g if g[k].dtype.is_floating_point]
+    assert max(diffs) > 0  # EMA lags behind G ...
+    assert max(diffs) < 0.1  # ... but follows it
+
+
+def test_pack_builds_a_pacgan_discriminator(tmp_path):
+    train(["model=gan", "data=ring8", "trainer.max_steps=2", "model.pack=4"], tmp_path)
+    sd = load_ckpt(tmp_path)["state_dict"]
+    first = next(v for k, v in sd.items() if k.startswith("discriminator.") and k.endswith("weight"))
+    assert first.shape[1] == 2 * 4  # 4 two-dimensional samples per D input
+
+
+def test_resume_continues_step_count_optimizer_and_ema(tmp_path):
+    first, resumed = tmp_path / "a", tmp_path / "b"
+    train(["model=sngan", "data=ring8", "trainer.max_steps=4", "trainer.log_every_n_steps=1"], first)
+    ckpt_a = load_ckpt(first)
+    train(
+        ["model=sngan", "data=ring8", "trainer.max_steps=7", "trainer.log_every_n_steps=1",
+         f"ckpt_path={first}/checkpoints/last.ckpt"],
+        resumed,
+    )
+    ckpt_b = load_ckpt(resumed)
+    assert ckpt_b["gan_lab"]["g_step"] == 7
+    # Adam's step counter continued from 4 rather than restarting at 0
+    step_b = next(iter(ckpt_b["optimizer_states"][0]["state"].values()))["step"]
+    assert int(step_b) == 7
+    # the resumed run started from the saved EMA, not from a fresh copy of G
+    assert [int(r["step"]) for r in read_csv(resumed)] == [5, 6, 7]
+    assert not torch.equal(ckpt_a["state_dict"]["fixed_z"], torch.zeros_like(ckpt_a["state_dict"]["fixed_z"]))
+
+
+def test_resume_into_same_run_dir_keeps_history(tmp_path):
+    train(["model=dcgan", "data=ring8", "trainer.max_steps=3", "trainer.log_every_n_steps=1"], tmp_path)
+    train(
+        ["model=dcgan", "data=ring8", "trainer.max_steps=5", "trainer.log_every_n_steps=1",
+         f"ckpt_path={tmp_path}/checkpoints/last.ckpt"],
+        tmp_path,
+    )
+    assert [int(r["step"]) for r in read_csv(tmp_path)] == [1, 2, 3, 4, 5]
+
+
+def test_periodic_checkpoints_and_sample_grids(tmp_path):
+    train(
+        ["model=dcgan", "data=mnist_5k", "trainer.max_steps=4", "callbacks=default",
+         "callbacks.samples.every_n_steps=2", "callbacks.checkpoint.every_n_steps=2"],
+        tmp_path,
+    )
+    assert sorted(os.listdir(tmp_path / "checkpoints")) == ["last.ckpt", "step_0000002.ckpt", "step_0000004.ckpt"]
+    assert sorted(os.listdir(tmp_path / "samples")) == ["step_0000002.png", "step_0000004.png"]
+    from PIL import Image
+
+    img = Image.open(tmp_path / "samples" / "step_0000004.png")
+    assert img.size[0] > 28 * 7  # an 8 x 8 grid of 28 px digits
+    assert os.path.exists(tmp_path / "config.yaml")
+
+
+def test_scatter_plot_for_2d_data(tmp_path):
+    train(["model=gan", "data=ring8", "trainer.max_steps=2", "callbacks=default"], tmp_path)
+    assert os.listdir(tmp_path / "samples") == ["step_0000002.png"]
+
+
+def test_tensorboard_logger(tmp_path):
+    train(["model=gan", "data=ring8", "trainer.max_steps=2", "trainer.log_every_n_steps=1",
+           "logger=tensorboard", "callbacks=default"], tmp_path)
+    events = [f for _, _, fs in os.walk(tmp_path / "tensorboard") for f in fs if f.startswith("events")]
+    assert events and os.path.exists(tmp_path / "metrics.csv")
+
+
+def test_wandb_logger_offline(tmp_path, monkeypatch):
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc: must fall back to offline mode
+    train(["model=gan", "data=ring8", "trainer.max_steps=2", "trainer.log_every_n_steps=1",
+           "logger=wandb", "callbacks=default"], tmp_path)
+    offline = [d for d in os.listdir(tmp_path / "wandb") if d.startswith("offline-run")]
+    assert offline, os.listdir(tmp_path / "wandb")
+
+
+def test_logger_none_writes_no_metrics(tmp_path):
+    train(["model=gan", "data=ring8", "trainer.max_steps=2", "logger=none"], tmp_path)
+    assert not os.path.exists(tmp_path / "metrics.csv")
+    assert os.path.exists(tmp_path / "checkpoints" / "last.ckpt")
