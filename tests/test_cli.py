@@ -1,0 +1,158 @@
+"""The command line as a user meets it: sample CLI, bad input, multirun and DDP on CPU."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from helpers import cli, train
+
+TINY_CLI = [
+    "model.net.g_width=8", "model.net.d_width=8", "model.net.mlp_width=32", "data.batch_size=16",
+    "print_config=false", "callbacks=minimal",
+]
+
+
+@pytest.fixture(scope="module")
+def image_ckpt(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("img")
+    train(["model=sngan", "data=mnist_5k", "trainer.max_steps=2"], run_dir)
+    return str(run_dir / "checkpoints" / "last.ckpt")
+
+
+@pytest.fixture(scope="module")
+def vector_ckpt(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("vec")
+    train(["model=gan", "data=ring8", "trainer.max_steps=2"], run_dir)
+    return str(run_dir / "checkpoints" / "last.ckpt")
+
+
+def test_sample_cli_images(image_ckpt, tmp_path):
+    out, grid = tmp_path / "s.npz", tmp_path / "g.png"
+    r = cli(["gan_lab.sample", f"ckpt={image_ckpt}", "n=10", f"out={out}", f"grid={grid}", "seed=3"])
+    assert r.returncode == 0, r.stderr
+    samples = np.load(out)["samples"]
+    assert samples.dtype == np.uint8 and samples.shape == (10, 1, 28, 28)
+    assert grid.exists()
+
+
+def test_sample_cli_is_seeded_and_needs_no_data(image_ckpt, tmp_path, monkeypatch):
+    from gan_lab import sample
+
+    # the training data is not touched: make loading it impossible
+    monkeypatch.setattr("gan_lab.data.sources.MNIST5k.load", lambda self: 1 / 0)
+    outs = []
+    for i, seed in enumerate([5, 5, 6]):
+        out = tmp_path / f"{i}.npz"
+        assert sample.main([f"ckpt={image_ckpt}", "n=6", f"out={out}", f"seed={seed}", "batch_size=4"]) == 0
+        outs.append(np.load(out)["samples"])
+    assert np.array_equal(outs[0], outs[1]) and not np.array_equal(outs[0], outs[2])
+
+
+def test_sample_cli_2d(vector_ckpt, tmp_path):
+    from gan_lab import sample
+
+    out, grid = tmp_path / "v.npz", tmp_path / "v.png"
+    assert sample.main([f"ckpt={vector_ckpt}", "n=300", f"out={out}", f"grid={grid}"]) == 0
+    samples = np.load(out)["samples"]
+    assert samples.dtype == np.float32 and samples.shape == (300, 2)
+    assert grid.exists()
+
+
+def test_sample_cli_errors(tmp_path, capsys):
+    from gan_lab import sample
+
+    assert sample.main(["ckpt=/nope.ckpt", "n=3", f"out={tmp_path}/x.npz"]) == 2
+    assert "checkpoint not found: /nope.ckpt" in capsys.readouterr().err
+    assert sample.main(["n=3"]) == 2
+    assert "missing argument(s): ckpt, out" in capsys.readouterr().err
+    assert sample.main(["ckpt=a", "n=3", "out=b", "colour=red"]) == 2
+    assert "unknown argument 'colour'" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ bad input, as a user sees it
+
+
+def one_line_error(r):
+    lines = [ln for ln in r.stderr.splitlines() if ln.startswith("gan_lab: error:")]
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert len(lines) == 1, r.stderr[-2000:]
+    assert "Traceback" not in r.stderr
+    return lines[0]
+
+
+def test_unknown_group_option_lists_choices(tmp_path):
+    r = cli(["gan_lab", "model=nope", f"run_dir={tmp_path}"])
+    assert r.returncode != 0
+    assert "Could not find 'model/nope'" in r.stderr
+    assert "wgan_gp" in r.stderr and "sngan" in r.stderr
+
+
+def test_missing_data_files(tmp_path):
+    r = cli(["gan_lab", "data=cifar10", f"data.source.root={tmp_path}/nowhere", f"run_dir={tmp_path}/run", *TINY_CLI])
+    line = one_line_error(r)
+    assert f"{tmp_path}/nowhere" in line and "download=true" in line
+    assert not os.path.exists(tmp_path / "run" / "checkpoints")  # failed before training
+
+
+def test_wrong_image_size(tmp_path):
+    r = cli(["gan_lab", "model=dcgan", "data=digits", f"run_dir={tmp_path}", *TINY_CLI])
+    line = one_line_error(r)
+    assert "8x8" in line and "image_size" in line
+
+
+def test_resnet_needs_32px(tmp_path):
+    r = cli(["gan_lab", "model=sngan", "model.net.arch=resnet", "data=mnist_5k", f"run_dir={tmp_path}", *TINY_CLI])
+    assert "32 px" in one_line_error(r)
+
+
+def test_missing_checkpoint(tmp_path):
+    r = cli(["gan_lab", "data=ring8", f"ckpt_path={tmp_path}/none.ckpt", f"run_dir={tmp_path}", *TINY_CLI])
+    assert "checkpoint not found" in one_line_error(r)
+
+
+def test_checkpoint_of_another_model_is_refused(vector_ckpt, tmp_path):
+    r = cli(["gan_lab", "model=wgan_gp", "data=ring8", f"ckpt_path={vector_ckpt}", f"run_dir={tmp_path}", *TINY_CLI])
+    line = one_line_error(r)
+    assert "model=gan" in line and "model=wgan_gp" in line
+
+
+def test_checkpoint_of_other_network_size_is_refused(vector_ckpt, tmp_path):
+    r = cli(["gan_lab", "model=gan", "data=ring8", f"ckpt_path={vector_ckpt}", f"run_dir={tmp_path}",
+             *TINY_CLI[:-2], "model.net.mlp_width=64", "print_config=false", "callbacks=minimal"])
+    assert "does not fit" in one_line_error(r)
+
+
+def test_failed_run_deletes_nothing(vector_ckpt, tmp_path):
+    run_dir = tmp_path / "existing"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    keep = run_dir / "checkpoints" / "last.ckpt"
+    keep.write_bytes(open(vector_ckpt, "rb").read())
+    (run_dir / "metrics.csv").write_text("step,d_loss\n1,0.5\n")
+    r = cli(["gan_lab", "model=wgan_gp", "data=ring8", f"ckpt_path={keep}", f"run_dir={run_dir}", *TINY_CLI])
+    assert r.returncode == 2
+    assert keep.read_bytes() == open(vector_ckpt, "rb").read()
+    assert (run_dir / "metrics.csv").read_text() == "step,d_loss\n1,0.5\n"
+
+
+# ------------------------------------------------------------------ multirun and data parallel
+
+
+def test_multirun(tmp_path):
+    r = cli(["gan_lab", "-m", "model=gan,lsgan", "data=ring8", "trainer.max_steps=2", *TINY_CLI,
+             f"hydra.sweep.dir={tmp_path}", "hydra.sweep.subdir=${hydra.job.num}", "run_dir=${hydra:runtime.output_dir}"])
+    assert r.returncode == 0, r.stderr[-3000:]
+    for job in ("0", "1"):
+        assert (tmp_path / job / "checkpoints" / "last.ckpt").exists()
+
+
+def test_ddp_on_cpu_keeps_ranks_identical(tmp_path):
+    r = cli(["gan_lab", "accelerator=ddp_cpu", "model=wgan_gp", "data=ring8", "trainer.max_steps=6", *TINY_CLI,
+             f"run_dir={tmp_path}"], timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    sync = json.loads((tmp_path / "ddp_sync.json").read_text())
+    assert sync == {"world_size": 2, "max_abs_weight_diff": 0.0, "g_step": 6}
+    ckpt = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert ckpt["gan_lab"]["g_step"] == 6 and ckpt["gan_lab"]["d_step"] == 30
