@@ -88,6 +88,12 @@ def make_wandb_logger(save_dir: str, project: str = "gan_lab", name: str | None 
     """
     from lightning.pytorch.loggers import WandbLogger
 
+    from gan_lab.sweep import wandb_group_and_name
+
+    # in a Hydra multirun: one W&B run per job, grouped by the sweep (its directory)
+    sweep_group, job_name = wandb_group_and_name()
+    group = group or sweep_group
+    name = name or job_name
     if offline is None:
         has_key = bool(os.environ.get("WANDB_API_KEY")) or os.path.exists(
             os.path.expanduser("~/.netrc")

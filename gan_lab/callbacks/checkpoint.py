@@ -1,44 +1,116 @@
-"""Checkpoints written atomically: a crash mid-write never leaves a corrupt file behind."""
+"""Checkpoints written atomically: a crash mid-write never leaves a corrupt file behind.
+
+Also where a run stops cleanly when asked to: on SIGTERM (Lightning notices it) or SIGINT
+(Ctrl+C; a second one aborts at once) the callback writes ``last.ckpt`` at the end of the
+current batch, so the run can be resumed exactly (``resume=auto``), and the run stops.
+"""
 
 from __future__ import annotations
 
+import glob
 import os
+import signal
+import threading
 
 import lightning as L
+
+from gan_lab.errors import UserError
+
+
+class RunDirError(UserError):
+    """The run directory cannot be written (disk full, read-only, permissions)."""
 
 
 def atomic_save(trainer: L.Trainer, path: str) -> None:
     """Save through Lightning (all ranks take part) into a temp file, then rename on rank 0."""
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     tmp = f"{path}.tmp"
-    trainer.save_checkpoint(tmp)
-    if trainer.is_global_zero:
-        os.replace(tmp, path)
+    try:
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        trainer.save_checkpoint(tmp)
+        if trainer.is_global_zero:
+            os.replace(tmp, path)
+    except OSError as err:
+        if trainer.is_global_zero and os.path.exists(tmp):
+            try:
+                os.remove(tmp)
+            except OSError:
+                pass
+        raise RunDirError(f"cannot write checkpoint {path}: {err.strerror or err}") from None
     trainer.strategy.barrier("gan_lab.atomic_save")
 
 
+def find_checkpoints(run_dir: str) -> list[str]:
+    """Checkpoints of a run directory, newest first: ``checkpoints/*.ckpt`` and the
+    ``hpc_ckpt_*.ckpt`` that Lightning writes on SLURM's requeue signal. Ties (a periodic
+    checkpoint and ``last.ckpt`` written in the same second) go to ``last.ckpt``."""
+    paths = glob.glob(os.path.join(run_dir, "checkpoints", "*.ckpt"))
+    paths += glob.glob(os.path.join(run_dir, "hpc_ckpt_*.ckpt"))
+    return sorted(paths, key=lambda p: (os.path.getmtime(p), os.path.basename(p) == "last.ckpt"), reverse=True)
+
+
 class GANCheckpoint(L.Callback):
-    """``last.ckpt`` plus ``step_XXXXXXX.ckpt`` every ``every_n_steps`` generator steps."""
+    """``last.ckpt`` plus ``step_XXXXXXX.ckpt`` every ``every_n_steps`` generator steps, and
+    ``last.ckpt`` when the run is stopped by SIGTERM or SIGINT."""
 
     def __init__(self, dirpath: str, every_n_steps: int = 1000, save_last: bool = True):
         self.dirpath = dirpath
         self.every_n_steps = every_n_steps
         self.save_last = save_last
-        self._last_step = -1
+        self._last_saved: tuple[int, int] | None = None
+        self.stopped_by: str | None = None  # "SIGTERM" / "SIGINT" once a stop was handled
+        self._sigint = False
+        self._old_sigint = None
 
-    def save(self, trainer: L.Trainer, step: int, periodic: bool) -> None:
-        if step == self._last_step:
+    def save(self, trainer: L.Trainer, module, periodic: bool) -> None:
+        key = (module.g_step, module.d_step)
+        if key == self._last_saved:
             return
-        self._last_step = step
+        self._last_saved = key
         if periodic:
-            atomic_save(trainer, os.path.join(self.dirpath, f"step_{step:07d}.ckpt"))
+            atomic_save(trainer, os.path.join(self.dirpath, f"step_{module.g_step:07d}.ckpt"))
         if self.save_last:
             atomic_save(trainer, os.path.join(self.dirpath, "last.ckpt"))
 
+    # ------------------------------------------------------------------ SIGINT
+
+    def _on_sigint(self, signum, frame) -> None:
+        if self._sigint:  # second Ctrl+C: give up on the clean stop
+            raise KeyboardInterrupt
+        self._sigint = True
+        print("\ngan_lab: SIGINT: saving a checkpoint at the end of this batch (Ctrl+C again to abort)",
+              flush=True)
+
+    def on_train_start(self, trainer, module):
+        if threading.current_thread() is threading.main_thread():
+            self._old_sigint = signal.signal(signal.SIGINT, self._on_sigint)
+
+    def teardown(self, trainer, module, stage):
+        if self._old_sigint is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, self._old_sigint)
+            self._old_sigint = None
+
+    # ------------------------------------------------------------------ saving
+
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
         step = module.g_step
-        if step and self.every_n_steps and step % self.every_n_steps == 0:
-            self.save(trainer, step, periodic=True)
+        if step and self.every_n_steps and step % self.every_n_steps == 0 and module.d_step % module.n_critic == 0:
+            self.save(trainer, module, periodic=True)
+        stop = "SIGTERM" if trainer.received_sigterm else "SIGINT" if self._sigint else None
+        if stop and self.stopped_by is None:
+            self.stopped_by = stop
+            self.save(trainer, module, periodic=False)
+            trainer.should_stop = True  # SIGINT; on SIGTERM Lightning raises SIGTERMException next
 
     def on_train_end(self, trainer, module):
-        self.save(trainer, module.g_step, periodic=False)
+        self.save(trainer, module, periodic=False)
+
+
+def stopped_by(trainer: L.Trainer) -> str | None:
+    """The signal that stopped this run cleanly, if any."""
+    for cb in trainer.callbacks:
+        if isinstance(cb, GANCheckpoint) and cb.stopped_by:
+            return cb.stopped_by
+    return None
+
+
+__all__ = ["GANCheckpoint", "RunDirError", "atomic_save", "find_checkpoints", "stopped_by"]

@@ -18,7 +18,7 @@ from typing import Any
 import lightning
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset, default_collate
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, default_collate
 
 from gan_lab.errors import UserError
 
@@ -26,6 +26,7 @@ __all__ = [
     "BatchedPair",
     "DataInfo",
     "GANDataModule",
+    "ResumableSampler",
     "TensorBatchDataset",
     "TensorPairDataset",
     "collate_pairs",
@@ -132,6 +133,62 @@ class TensorPairDataset(TensorBatchDataset):
         return self.x[index], self.y[index]
 
 
+class ResumableSampler(DistributedSampler):
+    """A shuffled order that can be resumed at any batch, on one process or several.
+
+    Epoch ``e`` visits ``randperm(n)`` drawn from a generator seeded with ``(seed, e)``; process
+    ``rank`` of ``num_replicas`` takes every ``num_replicas``-th index of it, and only whole
+    batches are kept (``drop_last``). So the order is a pure function of ``(seed, epoch, rank)``
+    and :meth:`start_at` can put the sampler at any batch without replaying the data.
+
+    Each ``iter()`` starts the next epoch (the first one where :meth:`start_at` put it), so a
+    plain loop over the loader sees a new shuffle every epoch. It subclasses
+    ``DistributedSampler`` only so that Lightning keeps it under DDP instead of substituting
+    its own (it shards by itself); Lightning's ``set_epoch`` calls are ignored because the
+    sampler keeps its own epoch count, which also survives mid-epoch resumes.
+    """
+
+    def __init__(self, size: int, batch_size: int, seed: int = 0, num_replicas: int = 1, rank: int = 0) -> None:
+        # DistributedSampler.__init__ needs a process group unless told the world; do not call it
+        self.dataset_size, self.batch_size, self.seed = size, batch_size, seed
+        self.num_replicas, self.rank = num_replicas, rank
+        self.batches_per_epoch = (size // num_replicas) // batch_size
+        if self.batches_per_epoch < 1:
+            raise ValueError(f"{size} samples over {num_replicas} processes make no batch of {batch_size}")
+        self.epoch, self._skip = 0, 0
+
+    def start_at(self, batches_seen: int) -> None:
+        """Continue after ``batches_seen`` batches (counted from the start of training)."""
+        self.epoch, self._skip = divmod(int(batches_seen), self.batches_per_epoch)
+
+    def set_epoch(self, epoch: int) -> None:  # noqa: D102 - see the class docstring
+        pass
+
+    def epoch_indices(self, epoch: int) -> Tensor:
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        order = torch.randperm(self.dataset_size, generator=generator)
+        return order[self.rank :: self.num_replicas][: self.batches_per_epoch * self.batch_size]
+
+    def __iter__(self):
+        indices = self.epoch_indices(self.epoch)[self._skip * self.batch_size :]
+        self.epoch, self._skip = self.epoch + 1, 0
+        return iter(indices.tolist())
+
+    def __len__(self) -> int:
+        return self.batches_per_epoch * self.batch_size
+
+
+class _PositionedDataLoader(DataLoader):
+    """A DataLoader that tells Lightning it resumes mid-epoch (it does: the position lives in
+    :meth:`GANDataModule.state_dict` and the sampler), so no "not resumable" warning is shown."""
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        pass
+
+
 class GANDataModule(lightning.LightningDataModule):
     """Serves shuffled ``(x, y)`` training batches from a source.
 
@@ -140,6 +197,10 @@ class GANDataModule(lightning.LightningDataModule):
         batch_size: samples per batch; incomplete last batches are dropped.
         num_workers: ``DataLoader`` worker processes (0 loads in the main process).
         seed: seeds the shuffle order, so the same seed gives the same batches.
+
+    The order is resumable: :meth:`state_dict` (saved in every checkpoint by Lightning) holds
+    the number of batches the training loop has taken, and a resumed run continues the same
+    order from the next batch, mid-epoch included (see :class:`ResumableSampler`).
     """
 
     def __init__(self, source: Any, batch_size: int = 64, num_workers: int = 0, seed: int = 0) -> None:
@@ -160,6 +221,7 @@ class GANDataModule(lightning.LightningDataModule):
         self.num_workers = num_workers
         self.seed = seed
         self._loaded: tuple[Dataset, DataInfo] | None = None
+        self._batches_seen = 0  # training batches taken by the loop; restored on resume
 
     # ------------------------------------------------------------------ loading
     def _load(self) -> tuple[Dataset, DataInfo]:
@@ -198,18 +260,46 @@ class GANDataModule(lightning.LightningDataModule):
                 f"data set {self.info.name} has {n} samples, fewer than data.batch_size={self.batch_size}; "
                 "lower data.batch_size"
             )
+        trainer = self.trainer
+        world, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+        if n // world < self.batch_size:
+            raise UserError(
+                f"data set {self.info.name} has {n} samples: fewer than data.batch_size={self.batch_size} "
+                f"per process for {world} processes; lower data.batch_size"
+            )
+        sampler = ResumableSampler(n, self.batch_size, seed=self.seed, num_replicas=world, rank=rank)
+        sampler.start_at(self._batches_seen)
         generator = torch.Generator()
-        generator.manual_seed(self.seed)
-        return DataLoader(
+        generator.manual_seed(self.seed)  # worker seeds only; the order comes from the sampler
+        return _PositionedDataLoader(
             dataset,
             batch_size=self.batch_size,
-            shuffle=True,
+            sampler=sampler,
             drop_last=True,
             num_workers=self.num_workers,
             collate_fn=collate_pairs,
             generator=generator,
             persistent_workers=self.num_workers > 0,
         )
+
+    # ------------------------------------------------------------------ resumable position
+    def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Counts training batches as the loop takes them (not as workers prefetch them)."""
+        if self.trainer is not None and self.trainer.training:
+            self._batches_seen += 1
+        return batch
+
+    def state_dict(self) -> dict[str, Any]:
+        """The data position saved in checkpoints: training batches taken so far (per process)."""
+        return {"batches_seen": self._batches_seen, "seed": self.seed, "batch_size": self.batch_size}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Resume the data order where the checkpoint left it (called before the loader is built).
+
+        A checkpoint written with another seed or batch size cannot be continued in the same
+        order; the position is still restored (epoch and offset count batches of this run).
+        """
+        self._batches_seen = int(state_dict.get("batches_seen", 0))
 
     def real_batch(self, n: int, seed: int = 0) -> tuple[Tensor, Tensor]:
         """``n`` real samples ``(x, y)``, the same for the same ``(n, seed)``.

@@ -35,9 +35,17 @@ class NonFiniteError(RuntimeError):
     """A loss, gradient or weight became NaN/Inf."""
 
 
+def _total_norm(tensors) -> Tensor:
+    """The 2-norm of many tensors as one 0-d tensor (NaN/Inf if any element is): one sync to read."""
+    norms = [torch.linalg.vector_norm(t.detach().float()) for t in tensors]
+    return torch.linalg.vector_norm(torch.stack(norms)) if norms else torch.zeros(())
+
+
 def _grad_norm(params) -> float:
-    norms = [p.grad.detach().norm(2) for p in params if p.grad is not None]
-    return float(torch.linalg.vector_norm(torch.stack(norms))) if norms else 0.0
+    return float(_total_norm([p.grad for p in params if p.grad is not None]))
+
+
+DIVERGENCE_MODES = ("stop", "skip")
 
 
 class GANModule(L.LightningModule):
@@ -61,6 +69,10 @@ class GANModule(L.LightningModule):
         log_every: int = 50,
         num_fixed_samples: int = 64,
         sample_mode: str = "eval",
+        divergence: str = "stop",
+        compile: bool = False,
+        compile_backend: str = "inductor",
+        channels_last: bool = False,
     ):
         super().__init__()
         self.automatic_optimization = False
@@ -86,6 +98,12 @@ class GANModule(L.LightningModule):
         if sample_mode not in ("eval", "train"):
             raise UserError(f"model.sample_mode must be eval or train, got {sample_mode}")
         self.sample_mode = sample_mode
+        if divergence not in DIVERGENCE_MODES:
+            raise UserError(f"divergence must be one of {', '.join(DIVERGENCE_MODES)}, got {divergence!r}")
+        self.divergence = divergence
+        self.skipped_steps = 0  # optimizer steps skipped for NaN/Inf (divergence=skip)
+        self.compile, self.compile_backend = bool(compile), compile_backend
+        self.channels_last = bool(channels_last) and data_info.kind == "image"
 
         self.net_cfg = NetConfig(**(net or {}))
         self.generator, self.discriminator = self.build_networks()
@@ -99,6 +117,11 @@ class GANModule(L.LightningModule):
         # Kept outside the module registry so state_dict keys never depend on the strategy.
         object.__setattr__(self, "_g_forward", self.generator)
         object.__setattr__(self, "_d_forward", self.discriminator)
+        # What the losses call: the forwards above, or torch.compile'd versions (compile=true).
+        # Gradient penalties always use the plain _d_forward (compiled graphs have no double
+        # backward).
+        object.__setattr__(self, "_g_fast", self._g_forward)
+        object.__setattr__(self, "_d_fast", self._d_forward)
 
         g = torch.Generator().manual_seed(1234)
         self.register_buffer("fixed_z", torch.randn(num_fixed_samples, latent_dim, generator=g))
@@ -119,6 +142,20 @@ class GANModule(L.LightningModule):
         """Wrap G and D in DDP separately so each backward syncs exactly one network."""
         object.__setattr__(self, "_g_forward", wrap(self.generator))
         object.__setattr__(self, "_d_forward", wrap(self.discriminator))
+        object.__setattr__(self, "_g_fast", self._g_forward)
+        object.__setattr__(self, "_d_fast", self._d_forward)
+
+    def setup(self, stage: str) -> None:
+        if self.channels_last:  # before the optimizers are built and DDP wraps the networks
+            self.generator.to(memory_format=torch.channels_last)
+            self.discriminator.to(memory_format=torch.channels_last)
+            if self.generator_ema is not None:
+                self.generator_ema.to(memory_format=torch.channels_last)
+
+    def on_fit_start(self) -> None:
+        if self.compile:  # after DDP wrapping (strategy.setup), so the wrappers get compiled
+            object.__setattr__(self, "_g_fast", torch.compile(self._g_forward, backend=self.compile_backend))
+            object.__setattr__(self, "_d_fast", torch.compile(self._d_forward, backend=self.compile_backend))
 
     def configure_optimizers(self):
         opt_g = build_optimizer(self.generator.parameters(), self.g_optimizer_cfg)
@@ -137,14 +174,15 @@ class GANModule(L.LightningModule):
         return self.sample_latent(n), None
 
     def generate(self, z: Tensor, y: Tensor | None = None, training: bool = True) -> Tensor:
-        return self._g_forward(z, y) if training else self.generator(z, y)
+        return self._g_fast(z, y) if training else self.generator(z, y)
 
-    def discriminate(self, x: Tensor, y: Tensor | None = None) -> Tensor:
-        """D's output per packed group of ``pack`` samples (PacGAN)."""
+    def discriminate(self, x: Tensor, y: Tensor | None = None, penalty: bool = False) -> Tensor:
+        """D's output per packed group of ``pack`` samples (PacGAN). ``penalty=True`` for the
+        gradient-penalty path, which needs double backward (never compiled)."""
         if self.pack > 1:
             x = x.reshape(x.shape[0] // self.pack, self.pack * x.shape[1], *x.shape[2:])
             y = None  # packed groups have no single label
-        return self._d_forward(x, y)
+        return (self._d_forward if penalty else self._d_fast)(x, y)
 
     def discriminator_loss(self, real: Tensor, y_real, fake: Tensor, y_fake) -> tuple[Tensor, dict]:
         d_real = self.discriminate(real, y_real)
@@ -154,9 +192,13 @@ class GANModule(L.LightningModule):
         if self.loss.wasserstein:
             logs["wasserstein"] = d_real.mean() - d_fake.mean()
         if self.penalty_fn is not None:
-            pen = self.penalty_fn(
-                lambda t: self.discriminate(t, y_real), real, fake, **self.penalty_kwargs
-            )
+            # in full precision whatever trainer.precision is: the penalty differentiates D's
+            # gradient, which half precision under- and overflows
+            with torch.autocast(real.device.type, enabled=False):
+                pen = self.penalty_fn(
+                    lambda t: self.discriminate(t, y_real, penalty=True), real.float(), fake.float(),
+                    **self.penalty_kwargs,
+                )
             loss = loss + self.penalty_weight * pen
             logs["penalty"] = pen
         return loss, logs
@@ -183,6 +225,8 @@ class GANModule(L.LightningModule):
 
     def training_step(self, batch, batch_idx):
         real, y_real = batch
+        if self.channels_last and real.dim() == 4:
+            real = real.contiguous(memory_format=torch.channels_last)
         opt_g, opt_d = self.optimizers()
         n = real.shape[0]
         will_log = (self.d_step + 1) % self.n_critic == 0 and (self.g_step + 1) % self.log_every == 0
@@ -194,10 +238,10 @@ class GANModule(L.LightningModule):
             fake = self.generate(z, y_fake)
         d_loss, d_logs = self.discriminator_loss(real, y_real, fake, y_fake)
         opt_d.zero_grad(set_to_none=True)
-        self.manual_backward(d_loss)
-        if will_log:
-            logs["d_grad_norm"] = _grad_norm(self.discriminator.parameters())
-        opt_d.step()
+        bad = self.check_finite({"d_loss": d_loss, **d_logs})
+        if bad is None:
+            self.manual_backward(d_loss)
+        self.guarded_step("discriminator", self.discriminator, opt_d, bad, logs if will_log else None, "d_grad_norm")
         if self.clip_value is not None:
             with torch.no_grad():
                 for p in self.discriminator.parameters():
@@ -226,19 +270,86 @@ class GANModule(L.LightningModule):
                 fake = self.generate(z, y_fake)
                 g_loss, logs = self.generator_loss(real, y_real, fake, y_fake)
                 opt_g.zero_grad(set_to_none=True)
-                self.manual_backward(g_loss)
+                bad = self.check_finite({"g_loss": g_loss, **logs})
+                if bad is None:
+                    self.manual_backward(g_loss)
         finally:
             self.discriminator.requires_grad_(True)
-        if will_log:
-            logs["g_grad_norm"] = _grad_norm(self.generator.parameters())
-        opt_g.step()
+        self.guarded_step("generator", self.generator, opt_g, bad, logs if will_log else None, "g_grad_norm")
         return logs
+
+    # ------------------------------------------------------------------ divergence guard
+
+    def guarded_step(self, label: str, net: nn.Module, optimizer, bad: str | None, logs: dict | None,
+                     key: str) -> None:
+        """Step ``optimizer`` unless the loss (``bad``) or the gradients are NaN/Inf; then check
+        the new weights. Logs the gradient norm under ``key`` when ``logs`` is given."""
+        if bad is None:
+            bad = self.check_grads(label, net, logs, key)
+        if bad is not None:
+            self.skip_step(optimizer, bad)
+            return
+        optimizer.step()
+        self.check_weights(label, net)
+
+    def _where(self) -> str:
+        return f"step {self.g_step + 1} (D update {self.d_step + 1})"
+
+    def check_finite(self, values: dict) -> str | None:
+        """None when every loss term is finite, else a description of the first bad one.
+        All terms are tested with one device sync."""
+        items = [(k, v.detach()) for k, v in values.items() if torch.is_tensor(v)]
+        flags = torch.stack([torch.isfinite(v).all() for _, v in items])
+        ok = bool(flags.all())
+        trainer = self._trainer
+        if trainer is not None and trainer.world_size > 1:
+            # losses differ per rank: all ranks must agree to skip or stop, or DDP would hang
+            if trainer.strategy.reduce_boolean_decision(not ok, all=False):
+                if ok:
+                    return "a loss is NaN/Inf on another process"
+            else:
+                return None
+        if ok:
+            return None
+        key, value = next((k, v) for (k, v), good in zip(items, flags.tolist()) if not good)
+        first_bad = value.float().flatten()[~torch.isfinite(value.flatten())][0]
+        return f"{key} is {float(first_bad)}"
+
+    def check_grads(self, label: str, net: nn.Module, logs: dict | None, key: str) -> str | None:
+        """Check the gradients of ``net`` after backward (and log their norm when asked)."""
+        norm = _total_norm([p.grad for p in net.parameters() if p.grad is not None])
+        if logs is not None:
+            logs[key] = norm
+        scaler = getattr(getattr(self._trainer, "precision_plugin", None), "scaler", None)
+        if scaler is not None:
+            return None  # fp16 loss scaling: Inf gradients are expected, the scaler skips those steps
+        return None if bool(torch.isfinite(norm)) else f"{label} gradient norm is {float(norm)}"
+
+    def check_weights(self, label: str, net: nn.Module) -> None:
+        """After an optimizer step: weights that are NaN/Inf cannot be skipped; always stop."""
+        norm = _total_norm(list(net.parameters()))
+        if not bool(torch.isfinite(norm)):
+            raise NonFiniteError(f"diverged at {self._where()}: {label} weights are {float(norm)} (norm)")
+
+    def skip_step(self, optimizer, what: str) -> None:
+        """A NaN/Inf loss or gradient: stop (``divergence=stop``) or skip this update."""
+        if self.divergence == "stop":
+            raise NonFiniteError(f"diverged at {self._where()}: {what}")
+        optimizer.zero_grad(set_to_none=True)
+        self.skipped_steps += 1
+        import warnings
+
+        warnings.warn(f"divergence=skip: skipped the update at {self._where()}: {what}", stacklevel=2)
 
     @torch.no_grad()
     def update_ema(self) -> None:
         if self.generator_ema is None:
             return
-        decay = self.ema_decay if self.g_step > self.ema_start else 0.0
+        # Before ``start`` the EMA copies G; after it, the decay ramps up as (1+t)/(10+t) (the
+        # num_updates rule of TensorFlow's ExponentialMovingAverage) so that early, poor weights
+        # are forgotten quickly instead of lingering for ~1/(1-decay) steps.
+        t = self.g_step - self.ema_start
+        decay = min(self.ema_decay, (1.0 + t) / (10.0 + t)) if t > 0 else 0.0
         for e, p in zip(self.generator_ema.parameters(), self.generator.parameters()):
             e.lerp_(p, 1.0 - decay)
         for e, b in zip(self.generator_ema.buffers(), self.generator.buffers()):
@@ -247,9 +358,11 @@ class GANModule(L.LightningModule):
     def record_metrics(self, logs: dict) -> None:
         metrics = {k: float(v.detach()) if torch.is_tensor(v) else float(v) for k, v in logs.items()}
         for key, value in metrics.items():
-            if not np.isfinite(value):
-                raise NonFiniteError(f"step {self.g_step}: {key} is {value}")
+            if not np.isfinite(value) and self.divergence == "stop":  # skip: a skipped update logs NaN
+                raise NonFiniteError(f"diverged at step {self.g_step}: {key} is {value}")
         metrics["lr_g"] = self.lr_schedulers()[0].get_last_lr()[0]
+        if self.skipped_steps:
+            metrics["skipped_steps"] = float(self.skipped_steps)
         self.last_metrics = metrics
         for logger in self.loggers:
             logger.log_metrics(metrics, step=self.g_step)
@@ -305,8 +418,10 @@ class GANModule(L.LightningModule):
             "model": self.name,
             "g_step": self.g_step,
             "d_step": self.d_step,
+            "skipped_steps": self.skipped_steps,
             "rng": {
                 "torch": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None,
                 "numpy": np.random.get_state(),
                 "python": random.getstate(),
             },
@@ -315,10 +430,19 @@ class GANModule(L.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         meta = checkpoint.get("gan_lab", {})
         self.g_step = int(meta.get("g_step", 0))
-        self.d_step = int(meta.get("d_step", 0))
+        self.d_step = int(meta.get("d_step", 0))  # d_step % n_critic: the n_critic phase
+        self.skipped_steps = int(meta.get("skipped_steps", 0))
+        # Lightning restores the checkpoint after run() seeded everything and before the first
+        # batch; nothing draws from these generators in between, so the resumed run continues
+        # the uninterrupted run's random streams exactly (tests/test_resume.py).
         rng = meta.get("rng")
         if rng:
             torch.set_rng_state(rng["torch"])
+            if rng.get("cuda") is not None and torch.cuda.is_available():
+                try:
+                    torch.cuda.set_rng_state_all(rng["cuda"])
+                except (RuntimeError, IndexError):  # another number of GPUs: keep the seeded state
+                    pass
             np.random.set_state(rng["numpy"])
             random.setstate(rng["python"])
 
