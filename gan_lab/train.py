@@ -190,6 +190,17 @@ def run(cfg: DictConfig) -> dict:
         del ckpt
 
     callbacks = [hydra.utils.instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
+    if cfg.get("metrics"):
+        # built now so that missing weights or a bad metric choice stop the run before training
+        from gan_lab.callbacks.metrics import MetricsCallback, build_lab_evaluator
+
+        metrics_cb = MetricsCallback(
+            lambda: build_lab_evaluator(cfg.metrics, cfg.get("feature"), cfg.eval, datamodule),
+            cfg.eval.every_n_steps, cfg.eval.use_ema, cfg.eval.seed,
+        )
+        if not isinstance(cfg.accelerator.get("strategy"), DictConfig):  # single process
+            metrics_cb.build()  # missing weights, bad metric choices: fail before the trainer
+        callbacks.append(metrics_cb)
     loggers = [hydra.utils.instantiate(lg) for lg in (cfg.get("logger") or {}).values() if lg]
     trainer = build_trainer(cfg, run_dir, callbacks, loggers)
     if resumed_step is not None:
