@@ -37,8 +37,14 @@ class NonFiniteError(RuntimeError):
 
 def _total_norm(tensors) -> Tensor:
     """The 2-norm of many tensors as one 0-d tensor (NaN/Inf if any element is): one sync to read."""
-    norms = [torch.linalg.vector_norm(t.detach().float()) for t in tensors]
-    return torch.linalg.vector_norm(torch.stack(norms)) if norms else torch.zeros(())
+    tensors = [t.detach() for t in tensors]
+    if not tensors:
+        return torch.zeros(())
+    # _foreach_norm computes all norms in one C++ call: this check runs on every update
+    norms = torch._foreach_norm(tensors) if hasattr(torch, "_foreach_norm") else [
+        torch.linalg.vector_norm(t) for t in tensors
+    ]
+    return torch.linalg.vector_norm(torch.stack([n.float() for n in norms]))
 
 
 def _grad_norm(params) -> float:
