@@ -14,6 +14,8 @@ from __future__ import annotations
 import json
 import sys
 
+import yaml
+
 from gan_lab.errors import UserError
 
 USAGE = (
@@ -62,7 +64,8 @@ def evaluation_configs(args: dict, passthrough: list[str], run_cfg):
     data_cfg = OmegaConf.create(OmegaConf.to_container(run_cfg.data, resolve=True))
     for item in data_overrides:
         key, value = item.split("=", 1)
-        OmegaConf.update(data_cfg, key[len("data."):], OmegaConf.create({"v": value}).v if value else value)
+        # YAML typing, as on Hydra's command line: true -> bool, 32 -> int
+        OmegaConf.update(data_cfg, key[len("data."):], yaml.safe_load(value) if value else value)
     return cfg.metrics, cfg.feature, data_cfg
 
 

@@ -82,3 +82,16 @@ def test_metrics_under_ddp_on_cpu(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     rows = [row for row in read_rows(tmp_path / "run") if row.get("fid")]
     assert [int(row["step"]) for row in rows] == [2] and float(rows[0]["fid"]) > 0
+
+
+def test_evaluate_cli_data_overrides_are_typed():
+    from omegaconf import OmegaConf
+
+    from gan_lab.evaluate import evaluation_configs
+
+    run_cfg = OmegaConf.create({"data": {"source": {"download": False, "image_size": 28, "root": "a"}}})
+    _, _, data = evaluation_configs(
+        {"metrics": "[fid]", "feature": "random"},
+        ["data.source.download=true", "data.source.image_size=32", "data.source.root=/x/y"], run_cfg,
+    )
+    assert data.source.download is True and data.source.image_size == 32 and data.source.root == "/x/y"
