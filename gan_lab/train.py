@@ -177,6 +177,8 @@ def run(cfg: DictConfig) -> dict:
         with open(os.path.join(run_dir, "config.yaml"), "w") as f:
             f.write(OmegaConf.to_yaml(cfg, resolve=True))
 
+    if cfg.get("num_threads"):
+        torch.set_num_threads(int(cfg.num_threads))
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     ckpt_path, ckpt = resolve_resume(cfg, run_dir)
 
