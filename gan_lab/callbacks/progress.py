@@ -30,12 +30,16 @@ class StepProgress(L.Callback):
             return
         done = module.g_step - self._shown
         if done >= self.refresh_every or module.g_step >= module.max_steps:
-            self._bar.update(done)
-            self._shown = module.g_step
             keys = ("d_loss", "g_loss", "wasserstein")
             self._bar.set_postfix(
-                {k: f"{module.last_metrics[k]:.3f}" for k in keys if k in module.last_metrics}
+                {k: f"{module.last_metrics[k]:.3f}" for k in keys if k in module.last_metrics},
+                refresh=False,  # update() below redraws once
             )
+            self._bar.update(done)
+            self._shown = module.g_step
+            if module.g_step >= module.max_steps:  # finished: end the line before end-of-run output
+                self._bar.close()
+                self._bar = None
 
     @rank_zero_only
     def on_train_end(self, trainer, module):
