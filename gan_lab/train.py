@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import os
 import sys
+import warnings
 from typing import Any
 
 import hydra
@@ -166,8 +167,15 @@ def resolve_resume(cfg: DictConfig, run_dir: str) -> tuple[str | None, dict | No
 
 def run(cfg: DictConfig) -> dict:
     """Train once with a composed config. Returns the last logged metrics."""
+    import logging
+
     import lightning as L
 
+    # Lightning prints its messages through its own handler; Hydra's root handler would
+    # print every one of them a second time.
+    logging.getLogger("lightning.pytorch").propagate = False
+    # A deprecation inside Lightning itself (torch's pytree API), not something a user can act on.
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
     run_dir = os.path.abspath(cfg.run_dir)
     check_run_dir(run_dir)
     local_rank = int(os.environ.get("LOCAL_RANK", 0))

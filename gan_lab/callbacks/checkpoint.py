@@ -26,7 +26,7 @@ def atomic_save(trainer: L.Trainer, path: str) -> None:
     tmp = f"{path}.tmp"
     try:
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-        trainer.save_checkpoint(tmp)
+        trainer.save_checkpoint(tmp, weights_only=False)  # full state: optimizers, loops, RNG
         if trainer.is_global_zero:
             os.replace(tmp, path)
     except OSError as err:
