@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 
 from hydra import compose, initialize_config_dir
 
@@ -39,11 +40,16 @@ def train(overrides: list[str], run_dir) -> dict:
 
 
 def cli(args: list[str], cwd=None, timeout=300, env=None) -> subprocess.CompletedProcess:
-    """Run ``python -m <args>`` as a user would, capturing output."""
+    """Run ``python -m <args>`` as a user would, capturing output.
+
+    By default it runs in a fresh temporary directory: Hydra writes its own log folder under
+    ``outputs/`` of the working directory, which must not pile up in the user's checkout.
+    """
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", **(env or {})}
-    return subprocess.run(
-        [sys.executable, "-m", *args], cwd=cwd or REPO, capture_output=True, text=True,
-        timeout=timeout, env=full_env,
-    )
+    with tempfile.TemporaryDirectory() as scratch:
+        return subprocess.run(
+            [sys.executable, "-m", *args], cwd=cwd or scratch, capture_output=True, text=True,
+            timeout=timeout, env=full_env,
+        )
 
 

@@ -11,7 +11,7 @@ import lightning as L
 import pytest
 import torch
 
-from helpers import REPO, TINY, compose_config, train
+from helpers import TINY, compose_config, train
 
 FAST = ["data=ring8", "trainer.log_every_n_steps=1"]
 
@@ -32,7 +32,7 @@ def test_sigterm_writes_checkpoint_and_run_resumes(tmp_path):
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
     args = [sys.executable, "-m", "gan_lab", *TINY, *FAST, f"run_dir={tmp_path}", "model=wgan_gp",
             "model.n_critic=3", "callbacks.checkpoint.every_n_steps=1000000"]
-    proc = subprocess.Popen(args + ["trainer.max_steps=1000000"], cwd=REPO, env=env,
+    proc = subprocess.Popen(args + ["trainer.max_steps=1000000"], cwd=tmp_path, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     metrics = tmp_path / "metrics.csv"
     deadline = time.time() + 120
