@@ -5,15 +5,18 @@ fixed budget (generator steps or training batches), scored once at the end with 
 ``samples`` generated points (PacGAN: 2500): modes captured (>= 1 sample within 3 std of the
 mode), the share of high-quality samples, and KL(nearest-mode histogram || uniform).
 
-    .venv/bin/python benchmarks/mode_collapse.py                         # the full protocol
-    .venv/bin/python benchmarks/mode_collapse.py seeds=3 steps=1500      # what fits a short slot
-    .venv/bin/python benchmarks/mode_collapse.py variants=gan data=ring8 tag=pack2 model.pack=2
+    # the full protocol as reported: 9 variants x 2 data sets x 10 seeds, 2000 training batches,
+    # each variant with the lab's 2-D recipe (about 1 CPU minute per run)
+    .venv/bin/python benchmarks/mode_collapse.py tag=mixture2d experiment=mixture2d
+    .venv/bin/python benchmarks/mode_collapse.py variants=gan data=ring8 tag=mixture2d+pack2 experiment=mixture2d model.pack=2
+    .venv/bin/python benchmarks/mode_collapse.py seeds=3 batches=800      # lab defaults, a short slot
     .venv/bin/python benchmarks/mode_collapse.py report                  # tables only
 
 Arguments: ``variants`` (comma list; default all nine), ``data`` (``ring8,grid25``), ``seeds``
-(how many, from ``first_seed``; default 10), ``steps`` (G steps per run) or ``batches`` (D
-updates per run, i.e. training batches: G steps = batches // n_critic, so that variants with
-n_critic=5 get the same data and about the same compute as the others), ``samples``,
+(how many, from ``first_seed``; default 10), ``batches`` (D updates per run, i.e. training
+batches; default 2000: G steps = batches // n_critic, so that variants with n_critic=5 get the
+same data and about the same compute as the others) or, with ``batches=0``, ``steps`` (G steps
+per run), ``samples``,
 ``threads`` (default 1), ``tag`` (names a row set, e.g. a tuned setting) and any Hydra override,
 applied to every run of this call. Seeds are the outer loop, so a run stopped early leaves
 every variant with the same number of seeds.
@@ -138,7 +141,7 @@ def main(argv: list[str]) -> None:
         report()
         return
     args, extra = parse_args(argv, {"variants": ",".join(VARIANTS), "data": "ring8,grid25", "seeds": "10",
-                                    "first_seed": "0", "steps": "2000", "batches": "0", "samples": "2500", "threads": "1",
+                                    "first_seed": "0", "steps": "2000", "batches": "2000", "samples": "2500", "threads": "1",
                                     "tag": "default"})
     pin_threads(int(args["threads"]))
     quiet_lightning()
