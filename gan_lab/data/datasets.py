@@ -1,4 +1,8 @@
-"""Data set classes behind the sources: in-memory image tensors and folders of image files."""
+"""Data set classes behind the sources: in-memory tensors and folders of image files.
+
+In-memory sets derive from :class:`TensorBatchDataset` and fetch a whole batch with one indexing
+operation (:meth:`TensorBatchDataset.take` returns a :class:`~gan_lab.data.batch.Batch`).
+"""
 
 from __future__ import annotations
 
@@ -12,10 +16,54 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from gan_lab.data.base import TensorBatchDataset
+from gan_lab.data.batch import Batch, WholeBatch
 from gan_lab.errors import UserError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff", ".ppm", ".pgm", ".pbm")
+
+
+class TensorBatchDataset(Dataset):
+    """A map-style data set that fetches many indices at once with tensor indexing.
+
+    Subclasses implement :meth:`take`; batches (``__getitems__``, which the ``DataLoader`` uses
+    when present) and single items are both served by it, so no per-item Python work is done
+    for in-memory data. ``take`` fills ``Batch.index`` with the indices it was given.
+    """
+
+    def take(self, index: Tensor) -> Batch:  # pragma: no cover - abstract
+        """The samples at a 1-D ``int64`` tensor of indices, as a :class:`Batch`."""
+        raise NotImplementedError
+
+    def __len__(self) -> int:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __getitem__(self, index: int) -> Batch:
+        """One sample: a :class:`Batch` whose fields have no batch dimension."""
+        index = int(index)
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(f"index {index} out of range for a data set of {len(self)} items")
+        return self.take(torch.tensor([index], dtype=torch.int64)).select(0)
+
+    def __getitems__(self, indices: list[int]) -> WholeBatch:
+        return WholeBatch(self.take(torch.as_tensor(indices, dtype=torch.int64)))
+
+
+class TensorDataset(TensorBatchDataset):
+    """Samples (and optional int64 labels) held as tensors in memory."""
+
+    def __init__(self, x: Tensor, y: Tensor | None = None) -> None:
+        if y is not None and len(x) != len(y):
+            raise ValueError(f"{len(x)} samples but {len(y)} labels")
+        self.x = x if not x.is_floating_point() else x.float()
+        self.y = None if y is None else y.long()
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def take(self, index: Tensor) -> Batch:
+        return Batch(self.x[index], None if self.y is None else self.y[index], index=index)
 
 
 def check_image_size(image_size: object, where: str) -> int:
@@ -61,9 +109,9 @@ class UInt8ImageDataset(TensorBatchDataset):
     def __len__(self) -> int:
         return len(self.data)
 
-    def take(self, index: Tensor) -> tuple[Tensor, Tensor]:
+    def take(self, index: Tensor) -> Batch:
         x = resize_images(to_unit_range(self.data[index], 255.0), self.image_size)
-        return x, self.targets[index]
+        return Batch(x, self.targets[index], index=index)
 
 
 class StackedDataset(TensorBatchDataset):
@@ -85,8 +133,8 @@ class StackedDataset(TensorBatchDataset):
     def __len__(self) -> int:
         return len(self.picks)
 
-    def take(self, index: Tensor) -> tuple[Tensor, Tensor]:
-        return self.base_x[self.picks[index]], self.labels[index]
+    def take(self, index: Tensor) -> Batch:
+        return Batch(self.base_x[self.picks[index]], self.labels[index], index=index)
 
 
 class ConvertImage:

