@@ -9,15 +9,17 @@ import tempfile
 
 from hydra import compose, initialize_config_dir
 
-from gan_lab.train import CONFIG_DIR
+from gan_lab.app import CONFIG_DIR
 
-REPO = os.path.dirname(CONFIG_DIR)
+REPO = os.path.dirname(os.path.dirname(CONFIG_DIR))
 
 # Small networks and batches so that every model trains a few steps in about a second.
 TINY = [
-    "model.net.g_width=8",
-    "model.net.d_width=8",
-    "model.net.mlp_width=32",
+    "model.net.dcgan.g_width=8",
+    "model.net.dcgan.d_width=8",
+    "model.net.resnet.g_width=8",
+    "model.net.resnet.d_width=8",
+    "model.net.mlp.width=32",
     "data.batch_size=16",
     "print_config=false",
     "callbacks=minimal",

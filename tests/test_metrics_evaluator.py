@@ -11,10 +11,10 @@ from gan_lab.errors import UserError
 from gan_lab.metrics import functional as Fn
 from gan_lab.metrics.evaluator import Evaluator, shard_bounds
 from gan_lab.metrics.features import DomainFeatureExtractor, RandomFeatureExtractor
-from gan_lab.metrics.metrics import FID, KID, InceptionScoreMetric, PrecisionRecall
-from gan_lab.metrics.stats_cache import RealStatsCache
+from gan_lab.metrics.states import FID, KID, InceptionScoreMetric, PrecisionRecall
+from gan_lab.metrics.cache import RealStatsCache
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
+CONF = Path(__file__).resolve().parents[1] / "gan_lab" / "conf"
 
 
 @pytest.fixture(scope="module")
