@@ -151,7 +151,11 @@ def test_inception_path_matches_reference_torchscript_with_real_weights(fid_help
         b = ref(x).features
     assert a.shape == b.shape == (3, 2048)
     assert a.abs().mean() > 0.1  # real activations, not a dead network
-    assert torch.allclose(a, b, rtol=1e-3, atol=1e-3), float((a - b).abs().max())
+    # one float32 graph, two implementations: round-off only. Relative to each feature vector it grows
+    # like sqrt(layers * fan-in) * eps32 under the probabilistic rounding model: sqrt(94 * 4032) * 1.2e-7
+    # = 7e-5 (measured: 1.3e-7). Half an 8-bit level of input offset or scale gives ~1e-2.
+    rel = (a - b).norm(dim=1) / b.norm(dim=1)
+    assert (rel < 1e-4).all(), rel
     # and so the Fréchet distance between the two feature sets is ~0 relative to its scale
     cos = torch.nn.functional.cosine_similarity(a, b, dim=1)
     assert (cos > 0.99999).all()
