@@ -78,7 +78,23 @@ def compose(config_name: str, overrides: Sequence[str]):
         with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
             return hydra_compose(config_name, overrides=list(overrides))
     except (HydraException, OmegaConfBaseException) as err:
-        raise UserError(one_line(str(err))) from None
+        raise UserError(explain_missing_option(one_line(str(err)))) from None
+
+
+def explain_missing_option(message: str) -> str:
+    """Hydra's "Could not load 'metrics/fdi'" names no alternatives for list options: add the
+    group's options (and leave Hydra's config search path out)."""
+    import re
+
+    match = re.search(r"Could not (?:load|find) '([\w/]+)/([^']+)'", message)
+    if not match:
+        return message
+    group, option = match.groups()
+    folder = os.path.join(CONFIG_DIR, group)
+    if not os.path.isdir(folder):
+        return message
+    options = sorted(f[:-5] for f in os.listdir(folder) if f.endswith(".yaml"))
+    return f"unknown {group} option '{option}'; choose from: {', '.join(options)}"
 
 
 def instantiate(cfg: Any, what: str, **kwargs) -> Any:

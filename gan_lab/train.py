@@ -309,9 +309,12 @@ def remove_refused_run_dir(run_dir: str) -> None:
             root.removeHandler(handler)
     shutil.rmtree(run_dir, ignore_errors=True)
     parent = os.path.dirname(run_dir)
-    try:  # outputs/<date>/ when this was its only run
-        if os.path.basename(os.path.dirname(parent)) == "outputs" and not os.listdir(parent):
+    outputs = os.path.dirname(parent)
+    try:  # outputs/<date>/ (and outputs/) when this was their only run
+        if os.path.basename(outputs) == "outputs" and not os.listdir(parent):
             os.rmdir(parent)
+            if not os.listdir(outputs):
+                os.rmdir(outputs)
     except OSError:
         pass
 

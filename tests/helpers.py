@@ -47,6 +47,7 @@ def cli(args: list[str], cwd=None, timeout=300, env=None) -> subprocess.Complete
     By default it runs in a fresh temporary directory: Hydra writes its own log folder under
     ``outputs/`` of the working directory, which must not pile up in the user's checkout.
     """
+    # one thread per subprocess for speed (DDP tests start two); no assertion depends on it
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", **(env or {})}
     with tempfile.TemporaryDirectory() as scratch:
         return subprocess.run(

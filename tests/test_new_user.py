@@ -135,7 +135,7 @@ def test_evaluate_lists_the_valid_metrics(tmp_path, capsys):
     assert evaluate.main(["ckpt=x.ckpt", "metrics=[fdi]"]) == 2
     err = capsys.readouterr().err
     (line,) = [ln for ln in err.splitlines() if "error" in ln]
-    assert "metrics/fdi" in line and "fid" in line and "kid" in line and "modes" in line
+    assert "unknown metrics option 'fdi'" in line and "fid" in line and "kid" in line and "modes" in line
 
 
 def test_evaluate_names_no_extractor_for_points(tmp_path, capsys):
