@@ -106,3 +106,21 @@ def test_mlp_generator_without_batch_norm():
     # BLAS may round a 1-row and a 5-row product differently (float32 outputs of ~0.06 differed by 3e-8),
     # ~1e-17 in float64, far inside assert_close's 1e-7; a batch-dependent layer would move them O(1)
     torch.testing.assert_close(g(z)[:1], g(z[:1]))
+
+
+def test_configs_ship_inside_the_wheel(tmp_path):
+    # a non-editable install must find its configs: they live in the package and the wheel has them
+    import subprocess
+    import sys
+    import zipfile
+
+    from helpers import REPO
+
+    r = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", REPO,
+                        "-w", str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    (wheel,) = tmp_path.glob("gan_lab-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for name in ("config.yaml", "sample.yaml", "evaluate.yaml", "model/gan.yaml", "base/adversarial.yaml",
+                 "data/mnist_5k.yaml", "hydra/job_logging/gan_lab.yaml"):
+        assert f"gan_lab/conf/{name}" in names, name

@@ -2,60 +2,18 @@
 
 import os
 
-import lightning as L
 import numpy as np
 import pytest
 import torch
 
-from helpers import train
-from gan_lab.train import RunStopped
+from helpers import assert_same_training_state, assert_stopped_run_resumes_exactly, load_ckpt, train
 
 # 80 samples in batches of 16: 5 batches per epoch, so runs cross several epoch boundaries
 SMALL = ["data=ring8", "data.source.n_samples=80", "trainer.log_every_n_steps=1", "trainer.deterministic=true"]
 
 
-class StopAt(L.Callback):
-    """Test helper: behave as if Ctrl+C came during D update number ``d_step``."""
-
-    def __init__(self, d_step: int):
-        self.d_step = d_step
-
-    def on_train_batch_start(self, trainer, module, batch, batch_idx):
-        if module.counters["d"] + 1 == self.d_step:
-            from gan_lab.callbacks import GANCheckpoint
-
-            next(cb for cb in trainer.callbacks if isinstance(cb, GANCheckpoint))._sigint = True
-
-
 def ckpt(run_dir, name="last.ckpt"):
-    return torch.load(os.path.join(run_dir, "checkpoints", name), map_location="cpu", weights_only=False)
-
-
-def assert_same_tree(a, b, where="checkpoint"):
-    if isinstance(a, dict):
-        assert a.keys() == b.keys(), where
-        for k in a:
-            assert_same_tree(a[k], b[k], f"{where}.{k}")
-    elif isinstance(a, (list, tuple)):
-        assert len(a) == len(b), where
-        for i, (x, y) in enumerate(zip(a, b)):
-            assert_same_tree(x, y, f"{where}[{i}]")
-    elif torch.is_tensor(a):
-        assert torch.equal(a, b), where
-    elif isinstance(a, np.ndarray):
-        assert np.array_equal(a, b), where
-    else:
-        assert a == b, where
-
-
-def assert_same_training_state(a, b):
-    assert_same_tree(a["state_dict"], b["state_dict"], "state_dict")
-    assert_same_tree(a["optimizer_states"], b["optimizer_states"], "optimizer_states")
-    assert_same_tree(a["lr_schedulers"], b["lr_schedulers"], "lr_schedulers")
-    assert a["gan_lab"]["counters"] == b["gan_lab"]["counters"]
-    assert_same_tree(a["gan_lab"]["rng"], b["gan_lab"]["rng"], "rng")
-    assert_same_tree(a["gan_lab"]["family_state"], b["gan_lab"]["family_state"], "family_state")
-    assert a["GANDataModule"] == b["GANDataModule"]
+    return load_ckpt(run_dir, name)
 
 
 def test_same_seed_same_run(tmp_path):
@@ -81,20 +39,8 @@ def test_same_seed_same_run(tmp_path):
     ids=["wgan_gp_ncritic3", "sngan_ema"],
 )
 def test_stopped_and_resumed_run_equals_uninterrupted_run(model, stop_at, tmp_path):
-    args = SMALL + model + ["trainer.max_steps=5"]
-    train(args, tmp_path / "whole")
-
-    stopped = tmp_path / "stopped"
-    with pytest.raises(RunStopped):
-        train(args + [f"+callbacks.stop._target_={__name__}.StopAt", f"+callbacks.stop.d_step={stop_at}"], stopped)
-    partial = ckpt(stopped)
-    assert partial["gan_lab"]["counters"]["d"] == stop_at
-    assert 0 < partial["gan_lab"]["counters"]["step"] < 5
-    train(args + ["resume=auto"], stopped)
-
-    assert_same_training_state(ckpt(tmp_path / "whole"), ckpt(stopped))
-    # the resumed metrics.csv reads as one uninterrupted run, to the last digit
-    assert (tmp_path / "whole" / "metrics.csv").read_text() == (stopped / "metrics.csv").read_text()
+    assert_stopped_run_resumes_exactly(SMALL + model, tmp_path, stop_at, steps=5, counter="d")
+    assert 0 < load_ckpt(tmp_path / "stopped", "last.ckpt")["gan_lab"]["counters"]["step"] == 5
 
 
 LONGER = [

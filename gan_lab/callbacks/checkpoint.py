@@ -57,6 +57,7 @@ class GANCheckpoint(L.Callback):
         key = module.counters["tick"]  # batches trained: one state per value
         if key == self._last_saved:
             return
+        module.check_weights()  # never write NaN/Inf weights over a good checkpoint
         self._last_saved = key
         if periodic:
             atomic_save(trainer, os.path.join(self.dirpath, f"step_{module.step:07d}.ckpt"))

@@ -164,7 +164,12 @@ class LabModule(L.LightningModule):
         return self._ddp.get(name, self.nets[name])
 
     def trainable_nets(self) -> list[str]:
+        """Networks with parameters to train (cached once training starts: this runs every update)."""
+        if self._trainable is not None:
+            return self._trainable
         return [n for n, m in self.nets.items() if any(p.requires_grad for p in m.parameters())]
+
+    _trainable: list[str] | None = None
 
     def wrap_for_ddp(self, wrap: Callable[[nn.Module], nn.Module]) -> None:
         """Wrap every trainable network in DDP on its own, so each backward syncs exactly the
@@ -178,6 +183,20 @@ class LabModule(L.LightningModule):
                 module.to(memory_format=torch.channels_last)
 
     def on_fit_start(self) -> None:
+        from lightning.pytorch.plugins.precision import MixedPrecision, Precision
+
+        plugin = self.trainer.precision_plugin
+        # the plain and the bf16 autocast plugins only call backward() and step(); fp16's scales
+        # the loss and unscales before stepping, and other plugins do more: those keep Lightning's path
+        self._direct = type(plugin) in (Precision, MixedPrecision) and getattr(plugin, "scaler", None) is None
+        self._trainable = None
+        self._trainable = self.trainable_nets()
+        self._group_params = {g: [p for n in self.groups[g].nets for p in self.nets[n].parameters()] for g in self.groups}
+        self._frozen_params = {
+            g: [p for n in self._trainable if n not in self.groups[g].nets for p in self.nets[n].parameters()
+                if p.requires_grad]
+            for g in self.groups
+        }
         if self.compile:  # after DDP wrapping (strategy.setup), so the wrappers get compiled
             self._compiled = {n: torch.compile(self.fwd(n, compiled=False), backend=self.compile_backend)
                               for n in self.trainable_nets()}
@@ -206,7 +225,12 @@ class LabModule(L.LightningModule):
         return list(schedulers) if isinstance(schedulers, (list, tuple)) else [schedulers]
 
     def group_parameters(self, group: str) -> list[nn.Parameter]:
+        if self._group_params is not None:
+            return self._group_params[group]
         return [p for n in self.groups[group].nets for p in self.nets[n].parameters()]
+
+    _group_params: dict[str, list] | None = None
+    _frozen_params: dict[str, list] | None = None
 
     # ------------------------------------------------------------------ the loop
 
@@ -262,7 +286,10 @@ class LabModule(L.LightningModule):
         group = self.groups[update.group]
         optimizer = self._optimizer(update.group)
         frozen = [n for n in self.trainable_nets() if n not in group.nets]
-        was_trainable = [p for n in frozen for p in self.nets[n].parameters() if p.requires_grad]
+        if self._frozen_params is not None:
+            was_trainable = self._frozen_params[update.group]
+        else:
+            was_trainable = [p for n in frozen for p in self.nets[n].parameters() if p.requires_grad]
         for p in was_trainable:
             p.requires_grad_(False)
         try:
@@ -273,13 +300,13 @@ class LabModule(L.LightningModule):
                         stack.enter_context(wrapper.no_sync())
                 loss, logs = getattr(self, update.loss)(batch)
                 optimizer.zero_grad(set_to_none=True)
-                bad = self.check_finite({f"{update.name}_loss": loss, **logs}, update)
-                if bad is None:
-                    self.manual_backward(loss)
+                # backward unconditionally: a NaN/Inf loss gives NaN/Inf gradients, and the guard
+                # below checks loss terms and gradient norm with one device sync
+                self.backward_loss(loss)
         finally:
             for p in was_trainable:
                 p.requires_grad_(True)
-        self.guarded_step(update, group, optimizer, bad, logs if will_log else None)
+        self.guarded_step(update, group, optimizer, {f"{update.name}_loss": loss, **logs}, logs if will_log else None)
         if update.after is not None:
             getattr(self, update.after)()
         self.counters[update.name] += 1
@@ -289,39 +316,60 @@ class LabModule(L.LightningModule):
 
     # ------------------------------------------------------------------ divergence guard
 
-    def check_finite(self, values: dict, update: Update | None = None) -> str | None:
-        """None when every loss term is finite, else a description of the first bad one."""
-        ok, what = first_non_finite(values)
+    def guarded_step(self, update: Update, group: OptimGroup, optimizer, terms: dict, logs: dict | None) -> None:
+        """Step ``optimizer`` unless a loss term or the gradients are NaN/Inf (one device sync for
+        all of them; under DDP all ranks agree); clip the gradient norm if the group asks.
+
+        Weights are checked where a bad value could be kept: before every checkpoint and at every
+        logged step (:meth:`check_weights`); NaN/Inf weights between those points make the next
+        update's loss NaN/Inf, which stops or skips here."""
+        params = self.group_parameters(group.name)
+        norm = total_norm(p.grad for p in params)
+        if logs is not None:
+            logs[f"{update.name}_grad_norm"] = norm
+        scaler = getattr(getattr(self._trainer, "precision_plugin", None), "scaler", None)
+        # under fp16 loss scaling Inf gradients are expected: the scaler skips those steps
+        flags = [] if scaler is not None else [torch.isfinite(norm)]
+        flags += [torch.isfinite(v.detach()).all() for v in terms.values() if torch.is_tensor(v)]
+        ok = bool(torch.stack(flags).all()) if flags else True
+        bad = None if ok else self.describe_non_finite(update, terms, norm)
         trainer = self._trainer
         if trainer is not None and trainer.world_size > 1:
             # losses differ per rank: all ranks must agree to skip or stop, or DDP would hang
             if trainer.strategy.reduce_boolean_decision(not ok, all=False):
-                return what if not ok else "a loss is NaN/Inf on another process"
-            return None
-        return what
-
-    def guarded_step(self, update: Update, group: OptimGroup, optimizer, bad: str | None, logs: dict | None) -> None:
-        """Step ``optimizer`` unless the loss (``bad``) or the gradients are NaN/Inf; clip the
-        gradient norm if the group asks; then check the new weights."""
-        params = self.group_parameters(group.name)
-        if bad is None:
-            norm = total_norm(p.grad for p in params)
-            if logs is not None:
-                logs[f"{update.name}_grad_norm"] = norm
-            scaler = getattr(getattr(self._trainer, "precision_plugin", None), "scaler", None)
-            # under fp16 loss scaling Inf gradients are expected: the scaler skips those steps
-            if scaler is None and not bool(torch.isfinite(norm)):
-                bad = f"{update.name} gradient norm is {float(norm)}"
+                bad = bad or "a loss or gradient is NaN/Inf on another process"
         if bad is not None:
             self.skip_update(update, optimizer, bad)
             return
         if group.clip_grad_norm:
             self.clip_gradients(optimizer, gradient_clip_val=group.clip_grad_norm, gradient_clip_algorithm="norm")
-        optimizer.step()
-        norm = total_norm(params)
-        if not bool(torch.isfinite(norm)):  # NaN/Inf weights cannot be skipped: always stop
-            raise NonFiniteError(f"diverged at {self.describe_position(update)}: {group.name} weights are "
-                                 f"{float(norm)} (norm)")
+        if self._direct:
+            optimizer.optimizer.step()
+        else:
+            optimizer.step()
+
+    _direct = False
+
+    def backward_loss(self, loss: Tensor) -> None:
+        """Backward through Lightning's precision plugin, or directly where that plugin would do
+        nothing but call it (no loss scaler): with small networks Lightning's per-update wrappers
+        cost several percent of a step (benchmarks/speed_loop.py)."""
+        if self._direct:
+            loss.backward()
+        else:
+            self.manual_backward(loss)
+
+    @staticmethod
+    def describe_non_finite(update: Update, terms: dict, norm: Tensor) -> str:
+        ok, what = first_non_finite(terms)
+        return what if not ok else f"{update.name} gradient norm is {float(norm)}"
+
+    def check_weights(self) -> None:
+        """NaN/Inf weights cannot be skipped: stop (called before checkpoints and at logged steps)."""
+        for name in self.trainable_nets():
+            norm = total_norm(self.nets[name].parameters())
+            if not bool(torch.isfinite(norm)):
+                raise NonFiniteError(f"diverged at step {self.step}: {name} weights are {float(norm)} (norm)")
 
     def skip_update(self, update: Update, optimizer, what: str) -> None:
         if self.divergence == "stop":
@@ -344,6 +392,7 @@ class LabModule(L.LightningModule):
     # ------------------------------------------------------------------ logging
 
     def record_metrics(self, logs: dict) -> None:
+        self.check_weights()
         metrics = {k: float(v.detach()) if torch.is_tensor(v) else float(v) for k, v in logs.items()}
         for key, value in metrics.items():
             if not np.isfinite(value) and self.divergence == "stop":  # skip: a skipped update logs NaN
@@ -412,6 +461,13 @@ class LabModule(L.LightningModule):
         conditional models). The same ``generator`` state gives the same samples: every random
         draw comes from it, never from the training streams."""
         raise NotImplementedError
+
+    def evaluation_sample(self, n: int, generator: torch.Generator, data: Any = None, *, use_ema: bool = True,
+                          **options) -> Batch:
+        """What the metrics score: by default ``n`` fresh samples. Families whose samples depend on
+        data (translations of test inputs, reconstructions) override it and read ``data`` (the data
+        module)."""
+        return self.sample(n, generator, use_ema=use_ema, **options)
 
     def grid(self, generator: torch.Generator) -> tuple[Batch, int | None, list[str] | None]:
         """What a sample grid shows: (samples, images per row, a label per row). Families with

@@ -23,7 +23,7 @@ _EXPORTS = {
     "ClassDiagnostics": "diagnostics",
     "ModeCoverage": "diagnostics",
     "Evaluator": "evaluator",
-    "METRIC_NAMES": "evaluator",
+    "metric_names": "evaluator",
     "build_evaluator": "evaluator",
     "shard_bounds": "evaluator",
     "DomainFeatureExtractor": "features",

@@ -39,49 +39,13 @@ from gan_lab.progress import bar
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Evaluator", "METRIC_NAMES", "shard_bounds"]
+__all__ = ["Evaluator", "metric_names", "parse_metrics", "shard_bounds"]
 
 
 def metric_names() -> dict[str, tuple[str, ...]]:
     """Registered metric names and the result keys each produces."""
     ensure_registered()
     return {name: spec.keys for name, spec in METRICS.items()}
-
-
-class _MetricNames(dict):
-    """``METRIC_NAMES``: the registry's names and keys, read when first used."""
-
-    def _fill(self):
-        if not super().__len__():
-            self.update(metric_names())
-
-    def __getitem__(self, key):
-        self._fill()
-        return super().__getitem__(key)
-
-    def __iter__(self):
-        self._fill()
-        return super().__iter__()
-
-    def __len__(self):
-        self._fill()
-        return super().__len__()
-
-    def __contains__(self, key):
-        self._fill()
-        return super().__contains__(key)
-
-    def keys(self):
-        self._fill()
-        return super().keys()
-
-    def items(self):
-        self._fill()
-        return super().items()
-
-
-#: Metric names accepted in ``metrics`` and the result keys each one produces.
-METRIC_NAMES = _MetricNames()
 
 
 def shard_bounds(n: int, world_size: int, rank: int) -> tuple[int, int]:

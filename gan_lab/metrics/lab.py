@@ -85,6 +85,6 @@ def evaluate_module(evaluator, module, datamodule, use_ema: bool = True, seed: i
     options = dict(sample_options or {})
 
     def sample_fn(n: int):
-        return module.sample(n, gen, use_ema=use_ema, **options)
+        return module.evaluation_sample(n, gen, datamodule, use_ema=use_ema, **options)
 
     return evaluator.evaluate(sample_fn, real_batches_of(datamodule, evaluator.batch_size))
