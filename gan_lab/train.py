@@ -183,6 +183,7 @@ def run(cfg: DictConfig) -> dict:
 
     datamodule = instantiate(cfg.data, "data", _convert_="all")
     info = datamodule.info  # loads (and validates) the data now, before any training
+    datamodule.labeled_mask  # noqa: B018 - a semi-supervised subset that cannot be drawn fails now
     module = ckpt_io.build_module(cfg, info)
     resumed_step = None
     if ckpt is not None:

@@ -510,3 +510,15 @@ def test_all_data_sets_have_a_config():
     expected = {"ring8", "grid25", "mnist_5k", "digits", "stacked_mnist_5k", "mnist", "fashion_mnist", "cifar10",
                 "celeba", "image_folder"}
     assert expected <= {p.stem for p in CONF_DATA.glob("*.yaml")}
+
+
+def test_labeled_subset_marks_batches_and_refuses_too_many():
+    dm = GANDataModule(S.MNIST5k(), batch_size=500, labeled_per_class=10, labeled_seed=3)
+    mask = dm.labeled_mask
+    assert int(mask.sum()) == 100 and torch.equal(torch.bincount(dm.dataset.y[mask]), torch.full((10,), 10))
+    assert torch.equal(GANDataModule(S.MNIST5k(), labeled_per_class=10, labeled_seed=3).labeled_mask, mask)
+    batch = next(iter(dm.train_dataloader()))
+    assert batch.labeled.dtype == torch.bool and torch.equal(batch.labeled, mask[batch.index])
+    with pytest.raises(UserError, match="exceeds the smallest class"):
+        GANDataModule(S.MNIST5k(), labeled_per_class=451).labeled_mask
+    assert GANDataModule(S.Digits()).labeled_mask is None
