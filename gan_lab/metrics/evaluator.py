@@ -186,12 +186,13 @@ class Evaluator:
             "extractor": self.extractor.cache_id(),
         })
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def extract(self, images: Tensor) -> tuple[Tensor, Tensor | None]:
-        """Features (and logits) of a [-1, 1] image batch, in chunks of ``batch_size``."""
+        """Features (and logits) of a [-1, 1] image batch, in chunks of ``batch_size`` (at most
+        the extractor's ``max_batch``)."""
         assert self.extractor is not None
         feats, logits = [], []
-        for chunk in images.split(self.batch_size):
+        for chunk in images.split(min(self.batch_size, self.extractor.max_batch)):
             out = self.extractor(chunk.to(self.device, torch.float32).clamp(-1, 1))
             self.extractor_calls += 1
             feats.append(out.features.float())

@@ -70,6 +70,10 @@ class FeatureExtractor(nn.Module):
     name: str = "feature"
     num_features: int
     num_classes: int | None = None
+    max_batch: int = 512
+    """The most images pushed through the network at once. Large networks at large inputs
+    (Inception at 299 px: ~50 MB of activations per image) take small chunks: on CPU, batches of
+    hundreds allocate and free gigabytes per call, and the page faults show up as system time."""
 
     def cache_id(self) -> dict[str, Any]:
         raise NotImplementedError

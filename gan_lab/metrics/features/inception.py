@@ -33,6 +33,7 @@ class InceptionFeatureExtractor(FeatureExtractor):
     """
 
     name = "inception"
+    max_batch = 32
     input_size = (299, 299)
     num_features = 2048
 

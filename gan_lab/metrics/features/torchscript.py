@@ -53,6 +53,7 @@ class TorchScriptFeatureExtractor(FeatureExtractor):
     """
 
     name = "torchscript"
+    max_batch = 32
 
     def __init__(
         self,
