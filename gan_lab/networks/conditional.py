@@ -253,8 +253,8 @@ class _ConvTrunk(_Trunk):
 
 class _TrunkDiscriminator(nn.Module):
     """What the CGAN, ACGAN and SSGAN discriminators share: the trunk, the optional minibatch
-    discrimination layer and feature access. Subclasses set ``self.head_in`` users and implement
-    ``_trunk_input`` and ``_heads``."""
+    discrimination layer and feature access. Subclasses build their heads on ``self.head_in``
+    inputs and may override ``_trunk_input`` (CGAN adds the label there)."""
 
     def __init__(
         self,
