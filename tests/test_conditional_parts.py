@@ -378,3 +378,66 @@ def test_virtual_batch_norm_conversion_copies_affine_and_needs_batch_norm():
         convert_to_virtual_batch_norm(nn.Sequential(nn.Linear(2, 3)))
     with pytest.raises(UserError, match="no"):
         VirtualBatchNormGenerator(CGANGenerator(4, (2,), K, width=4, depth=1, batch_norm=False), torch.randn(4, 4))
+
+
+# ---------------------------------------------------------------------------------------------
+# One training step per model: the parts fit together and every parameter gets a gradient
+# ---------------------------------------------------------------------------------------------
+
+
+def _pairs():
+    shape = (1, 8, 8)
+    return {
+        "cgan": (CGANGenerator(4, shape, K, width=4), CGANDiscriminator(shape, K, width=4)),
+        "acgan": (CGANGenerator(4, shape, K, width=4), ACGANDiscriminator(shape, K, width=4)),
+        "ssgan": (CGANGenerator(4, (1, 28, 28), K, arch="mlp", width=8, depth=2),
+                  SSGANDiscriminator((1, 28, 28), K, arch="mlp", width=8, depth=2, input_noise=0.3, hidden_noise=0.5)),
+        "cgan_proj": (CondBNResNetGenerator(4, shape, K, width=4), ProjectionDiscriminator(shape, K, width=4)),
+        "biggan": (BigGANGenerator(8, (3, 32, 32), K, width=1, shared_dim=4, attention_resolution=16),
+                   BigGANDiscriminator((3, 32, 32), K, width=1, attention_resolution=16)),
+    }
+
+
+@pytest.mark.parametrize("name", ["cgan", "acgan", "ssgan", "cgan_proj", "biggan"])
+def test_one_step_reaches_every_parameter(name):
+    from gan_lab.losses import hinge_d_loss, hinge_g_loss, minimax_d_loss, non_saturating_g_loss
+    from gan_lab.losses_conditional import (
+        acgan_d_loss, acgan_g_loss, feature_matching_loss, orthogonal_regularization, ssgan_d_loss,
+    )
+
+    _seed()
+    g, d = _pairs()[name]
+    latent = g.latent_dim
+    shape = (3, 32, 32) if name == "biggan" else ((1, 28, 28) if name == "ssgan" else (1, 8, 8))
+    x = torch.rand(6, *shape) * 2 - 1
+    y = torch.arange(6) % K
+    z = torch.randn(6, latent)
+    fake = g(z, y)
+    # D step
+    if name == "acgan":
+        (ar, cr), (af, cf) = d(x, y), d(fake.detach(), y)
+        d_loss, _ = acgan_d_loss(ar, af, cr, cf, y, y)
+    elif name == "ssgan":
+        d_loss, _ = ssgan_d_loss(d(x), d(fake.detach()), y, torch.arange(6) < 2)
+    elif name in ("cgan_proj", "biggan"):
+        d_loss = hinge_d_loss(d(x, y), d(fake.detach(), y))
+    else:
+        d_loss = minimax_d_loss(d(x, y), d(fake.detach(), y))
+    d_loss.backward()
+    missing = [n for n, p in d.named_parameters() if p.grad is None]
+    assert torch.isfinite(d_loss) and not missing, missing
+    # G step
+    if name == "acgan":
+        af, cf = d(fake, y)
+        g_loss, _ = acgan_g_loss(None, af, cf, y)
+    elif name == "ssgan":
+        g_loss = feature_matching_loss(d.features(x), d.features(fake))
+    elif name in ("cgan_proj", "biggan"):
+        g_loss = hinge_g_loss(None, d(fake, y))
+    else:
+        g_loss = non_saturating_g_loss(None, d(fake, y))
+    if name == "biggan":
+        g_loss = g_loss + orthogonal_regularization(g.orthogonal_reg_parameters())
+    g_loss.backward()
+    missing = [n for n, p in g.named_parameters() if p.grad is None]
+    assert torch.isfinite(g_loss) and not missing, missing
