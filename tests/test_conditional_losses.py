@@ -9,8 +9,8 @@ import torch
 from torch import nn
 
 from gan_lab.errors import UserError
-from gan_lab.losses import LOSSES, minimax_d_loss, non_saturating_g_loss
-from gan_lab.losses_conditional import (
+from gan_lab.losses.adversarial import LOSSES, minimax_d_loss, non_saturating_g_loss
+from gan_lab.losses.conditional import (
     HistoricalAverage,
     acgan_d_loss,
     acgan_g_loss,

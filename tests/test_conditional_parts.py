@@ -400,8 +400,8 @@ def _pairs():
 
 @pytest.mark.parametrize("name", ["cgan", "acgan", "ssgan", "cgan_proj", "biggan"])
 def test_one_step_reaches_every_parameter(name):
-    from gan_lab.losses import hinge_d_loss, hinge_g_loss, minimax_d_loss, non_saturating_g_loss
-    from gan_lab.losses_conditional import (
+    from gan_lab.losses.adversarial import hinge_d_loss, hinge_g_loss, minimax_d_loss, non_saturating_g_loss
+    from gan_lab.losses.conditional import (
         acgan_d_loss, acgan_g_loss, feature_matching_loss, orthogonal_regularization, ssgan_d_loss,
     )
 

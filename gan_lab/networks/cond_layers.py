@@ -1,7 +1,7 @@
 """Building blocks of the class-conditional networks (CGAN, ACGAN, the projection cGAN, BigGAN).
 
-* :func:`image_size_plan`: which square image sizes the conv/residual nets take (``base * 2**k``
-  with ``base`` 4 or 7 and ``k >= 1``: 8, 14, 16, 28, 32, 56, 64, 128, ...);
+* :func:`image_size_plan`: which square image sizes the conv/residual nets take (those of the
+  lab's DCGAN nets, ``base * 2**k`` with ``base`` 4 or 7: 8, 14, 16, 28, 32, 56, 64, 128, ...);
 * :func:`make_layer`: initialise a conv/linear/embedding layer, then (optionally) wrap it in
   spectral normalisation, so the power iteration starts from the initialised weight;
 * conditional batch norm in its two forms: :class:`CategoricalConditionalBatchNorm2d` (one gain
@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Callable
 
 import torch
@@ -28,22 +27,23 @@ INITS = ("ortho", "N02", "xavier", "default")
 def image_size_plan(shape: tuple[int, ...], what: str) -> tuple[int, int, int]:
     """``(channels, base, k)`` for an image shape ``(C, S, S)`` with ``S = base * 2**k``.
 
-    ``base`` is 4 (8, 16, 32, 64, 128 px) or 7 (14, 28, 56 px) and ``k >= 1`` is the number of
-    2x up/down-sampling steps between the ``base x base`` map and the image. Anything else is a
-    :class:`UserError` that names ``what`` (the network) and the sizes it takes.
+    The sizes are those of the lab's DCGAN networks (:func:`gan_lab.networks.dcgan.size_plan`):
+    ``base`` 4 (8, 16, 32, 64, 128, 256 px) or 7 (14, 28, 56, 112, ... px) and ``k`` the number
+    of 2x up/down-sampling steps between the ``base x base`` map and the image. Anything else is
+    a :class:`UserError` that names ``what`` (the network) and the sizes it takes.
     """
+    from gan_lab.networks.dcgan import SUPPORTED_SIZES, size_plan
+
     if len(shape) != 3:
         raise UserError(f"{what} needs images (C, H, W), got data of shape {tuple(shape)}; use an MLP network")
     channels, height, width = (int(s) for s in shape)
-    if height == width:
-        for base in (4, 7):
-            q, r = divmod(height, base)
-            if r == 0 and q >= 2 and q & (q - 1) == 0:
-                return channels, base, int(math.log2(q))
-    raise UserError(
-        f"{what} takes square images of 4*2^k or 7*2^k px (8, 14, 16, 28, 32, 56, 64, 128, ...), "
-        f"got {height}x{width}; set data.source.image_size to one of those"
-    )
+    plan = size_plan(height) if height == width else None
+    if plan is None:
+        raise UserError(
+            f"{what} takes square images of {', '.join(map(str, SUPPORTED_SIZES))} px, "
+            f"got {height}x{width}; set data.source.image_size to one of those"
+        )
+    return channels, plan[0], plan[1]
 
 
 def check_init(init: str) -> str:

@@ -10,7 +10,7 @@ Each network comes in an MLP form (2-D points, flattened images) and a DCGAN-sty
 * **ACGAN** (Odena et al. 2017): the generator is the CGAN one; the discriminator does *not* see
   ``y`` and returns ``(real/fake logit (B,), class logits (B, K))``.
 * **SSGAN** (Salimans et al. 2016): the discriminator is a K-way classifier (``(B, K)`` logits;
-  the (K+1)-th, "fake", logit is fixed at 0, see :mod:`gan_lab.losses_conditional`).
+  the (K+1)-th, "fake", logit is fixed at 0, see :mod:`gan_lab.losses.conditional`).
 * **Projection cGAN** (Miyato & Koyama 2018): :class:`CondBNResNetGenerator` (residual G whose
   batch norms have per-class gains and biases) and :class:`ProjectionDiscriminator` (residual D
   with spectral norm and the class projection ``<embed(y), h>`` added to its output).
@@ -378,7 +378,7 @@ class ACGANDiscriminator(_TrunkDiscriminator):
 class SSGANDiscriminator(_TrunkDiscriminator):
     """The semi-supervised GAN's discriminator: a K-way classifier, ``D(x) -> (B, K)`` logits.
 
-    The fake class is the implicit (K+1)-th logit, fixed at 0 (:func:`gan_lab.losses_conditional.
+    The fake class is the implicit (K+1)-th logit, fixed at 0 (:func:`gan_lab.losses.conditional.
     ssgan_d_loss`). ``input_noise``/``hidden_noise``: std of Gaussian noise added to the input and
     after every hidden layer in training mode (0.3 and 0.5 in the paper's MNIST model, whose D is
     an MLP of 1000-500-250-250-250 units). ``y`` is accepted and ignored.

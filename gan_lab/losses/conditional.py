@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gan_lab.errors import UserError
-from gan_lab.losses import minimax_d_loss, non_saturating_g_loss
+from gan_lab.losses.adversarial import minimax_d_loss, non_saturating_g_loss
 
 Logs = dict[str, Tensor]
 
