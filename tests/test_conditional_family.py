@@ -196,7 +196,7 @@ def test_conditional_metrics_through_training_and_evaluate(tmp_path, monkeypatch
     monkeypatch.setenv("GAN_LAB_CACHE", str(tmp_path / "cache"))
     metrics = train(["model=cgan", "data=mnist_5k", "trainer.max_steps=2", "metrics=[fid,cond_acc,intra_fid,cas]",
                      "feature=random", "eval.num_samples=40", "eval.batch_size=20", "eval.every_n_steps=2",
-                     "metrics.cas.epochs=1", *SMALL], tmp_path / "run")
+                     "metrics.cas.epochs=1", "metrics.cas.min_updates=1", *SMALL], tmp_path / "run")
     for key in ("fid", "cond_acc", "intra_fid", "cas", "cond_acc/0", "intra_fid/9", "cas/5"):
         assert key in metrics and (math.isfinite(metrics[key]) or key.startswith("intra_fid/")), key
     assert 0 <= metrics["cond_acc"] <= 1 and 0 <= metrics["cas"] <= 1

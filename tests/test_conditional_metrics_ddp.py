@@ -19,7 +19,8 @@ from gan_lab.metrics.features import FeatureExtractor, FeatureOutput
 K = 5
 NUM_SAMPLES = 61  # odd: ranks get 31 and 30
 NUM_REAL = 60
-METRICS = {"cond_acc": {}, "intra_fid": {}, "cas": {"epochs": 1, "batch_size": 16}, "test_acc": {"batch_size": 7}}
+METRICS = {"cond_acc": {}, "intra_fid": {}, "cas": {"epochs": 1, "min_updates": 1, "batch_size": 16},
+           "test_acc": {"batch_size": 7}}
 INFO = DataInfo("toy", "image", (1, 16, 16), num_classes=K, class_names=tuple("abcde"))
 
 

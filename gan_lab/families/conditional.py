@@ -190,7 +190,8 @@ class ConditionalGAN(AdversarialGAN):
         s = checks.mapping(net.get(arch), f"model.net.{arch}")
         unknown = sorted(set(s) - set(ARCH_SETTINGS[arch]))
         if unknown:
-            raise UserError(f"unknown setting model.net.{arch}.{unknown[0]}; it takes: {', '.join(ARCH_SETTINGS[arch])}")
+            raise UserError(f"unknown setting model.net.{arch}.{unknown[0]}; "
+                            f"it takes: {', '.join(ARCH_SETTINGS[arch])}")
         info, k, z = self.data_info, self.num_classes, self.latent_dim
         shape = tuple(info.shape)
         d_norm = net.get("d_norm", "batch")
@@ -198,7 +199,8 @@ class ConditionalGAN(AdversarialGAN):
         if embed_dim is not None:
             embed_dim = checks.integer(embed_dim, "model.net.embed_dim", minimum=1)
         mb = self.tricks.settings.get("minibatch_discrimination") or {}
-        trunk = {"norm": d_norm, "minibatch_kernels": mb.get("kernels", 0), "minibatch_kernel_dim": mb.get("kernel_dim", 5)}
+        trunk = {"norm": d_norm, "minibatch_kernels": mb.get("kernels", 0),
+                 "minibatch_kernel_dim": mb.get("kernel_dim", 5)}
         image = info.modality == "image"
 
         def width(key: str, default: int) -> int:
@@ -440,7 +442,8 @@ class ConditionalGAN(AdversarialGAN):
             else torch.randint(self.num_classes, (1,))
         return (start + torch.arange(n)) % self.num_classes
 
-    def sample_latent(self, n: int, generator: torch.Generator | None = None, truncation: float | None = None) -> Tensor:
+    def sample_latent(self, n: int, generator: torch.Generator | None = None,
+                      truncation: float | None = None) -> Tensor:
         if truncation is None:
             return super().sample_latent(n, generator)
         return truncated_normal((n, self.latent_dim), truncation, generator, device=self.device)

@@ -207,8 +207,8 @@ class Tricks:
             if isinstance(fm["layer"], bool) or not isinstance(fm["layer"], int):
                 raise UserError(f"model.tricks.feature_matching.layer must be an integer (-1: D's last hidden "
                                 f"layer), got {fm['layer']!r}")
-            fm["adversarial_weight"] = _number(fm["adversarial_weight"], "model.tricks.feature_matching.adversarial_weight",
-                                               minimum=0)
+            fm["adversarial_weight"] = _number(fm["adversarial_weight"],
+                                               "model.tricks.feature_matching.adversarial_weight", minimum=0)
         if "minibatch_discrimination" in s:
             mb = s["minibatch_discrimination"]
             mb["kernels"] = _integer(mb["kernels"], "model.tricks.minibatch_discrimination.kernels", 1)
@@ -266,7 +266,8 @@ class Tricks:
             try:
                 generator = VirtualBatchNormGenerator(generator, ref_z, reference_labels(vbn["reference_size"]))
             except UserError as err:
-                raise UserError(f"model.tricks.virtual_batch_norm does not apply to model={self.model}: {err}") from None
+                raise UserError(f"model.tricks.virtual_batch_norm does not apply to model={self.model}: "
+                                f"{err}") from None
         if "feature_matching" in self.settings:
             layers = hidden_layers(discriminator)
             index = self.settings["feature_matching"]["layer"]

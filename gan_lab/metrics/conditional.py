@@ -104,9 +104,11 @@ def intra_fid(fake_features, fake_labels, real_features, real_labels, num_classe
 
 
 #: CPU-sized defaults for the CAS classifier on MNIST-like 28 px data (the domain classifier's
-#: recipe; all generated samples train it, the real held-out split tests it).
-CAS_DEFAULTS: dict[str, Any] = {"width": 16, "feature_dim": 128, "epochs": 5, "batch_size": 64, "lr": 4e-3,
-                                "max_shift": None}
+#: recipe; all generated samples train it, the real held-out split tests it). ``epochs`` passes
+#: over the samples, and at least ``min_updates`` optimizer steps whatever their number (a few
+#: hundred samples would otherwise leave the classifier at chance).
+CAS_DEFAULTS: dict[str, Any] = {"width": 16, "feature_dim": 128, "epochs": 5, "min_updates": 400, "batch_size": 64,
+                                "lr": 4e-3, "max_shift": None}
 
 
 @torch.no_grad()
@@ -140,7 +142,10 @@ def cas(fake_x, fake_y, real_x, real_y, num_classes: int | None = None, *, seed:
     if unknown:
         raise TypeError(f"unknown CAS classifier settings: {sorted(unknown)}")
     hp = {**CAS_DEFAULTS, **train_kwargs}
-    model, info = train_domain_classifier(fx, fy, num_classes=k, test_fraction=0.0, seed=seed, device=device, **hp)
+    per_epoch = -(-fx.shape[0] // int(hp["batch_size"]))
+    hp["epochs"] = max(int(hp["epochs"]), -(-int(hp.pop("min_updates")) // per_epoch))
+    model, info = train_domain_classifier(fx, fy, num_classes=k, test_fraction=0.0, seed=seed, device=device,
+                                          progress=False, **hp)
     acc, per_class = _accuracy(model, rx, ry, k, device)
     return {"accuracy": acc, "per_class": per_class, "train_seconds": info["train_seconds"],
             "n_train": info["n_train"], "n_test": int(rx.shape[0])}
@@ -449,7 +454,8 @@ class TestAccMetric:
         from gan_lab.metrics.evaluator import shard_bounds
 
         x, y = self.data.labelled_tensors(self.split)
-        rank, world = (dist.get_rank(), dist.get_world_size()) if dist.is_available() and dist.is_initialized() else (0, 1)
+        distributed = dist.is_available() and dist.is_initialized()
+        rank, world = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
         lo, hi = shard_bounds(len(x), world, rank)
         for start in range(lo, hi, self.batch_size):
             stop = min(start + self.batch_size, hi)
