@@ -45,9 +45,10 @@ class MinibatchDiscrimination(nn.Module):
         return self.in_features + self.num_kernels
 
     def forward(self, f: Tensor) -> Tensor:
-        m = (f @ self.T).view(f.shape[0], self.num_kernels, self.kernel_dim)  # (B, nk, kd)
-        l1 = (m.unsqueeze(0) - m.unsqueeze(1)).abs().sum(dim=3)  # (B, B, nk): [j, i, b]
-        o = torch.exp(-l1).sum(dim=0)  # (B, nk)
+        m = (f @ self.T).view(f.shape[0], self.num_kernels, self.kernel_dim).transpose(0, 1)  # (nk, B, kd)
+        # L1 distances of every pair, per kernel, without materialising (B, B, nk, kd)
+        l1 = torch.cdist(m, m, p=1)  # (nk, B, B)
+        o = torch.exp(-l1).sum(dim=2).T  # (B, nk)
         if not self.include_self:
             o = o - 1.0  # the diagonal terms, exp(-0) = 1 each
         return torch.cat([f, o], dim=1)
