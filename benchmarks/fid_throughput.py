@@ -103,7 +103,7 @@ def main(argv: list[str]) -> None:
     from torch_fidelity.metric_fid import fid_featuresdict_to_statistics, fid_statistics_to_metric
     from torch_fidelity.utils import create_feature_extractor, get_featuresdict_from_dataset
 
-    from gan_lab.data.sources import _mnist_5k_raw
+    from gan_lab.data.sources.embedded import _mnist_5k_raw
     from gan_lab.metrics import Evaluator
     from gan_lab.metrics.features import InceptionFeatureExtractor
     from gan_lab.metrics.functional import frechet_distance, mean_cov
@@ -188,7 +188,7 @@ def fid_math(n: int) -> dict:
     of MNIST-5k pixels to 2048-d, two disjoint sets of ``n`` (> 2048) images."""
     from torch_fidelity.metric_fid import fid_featuresdict_to_statistics, fid_statistics_to_metric
 
-    from gan_lab.data.sources import _mnist_5k_raw
+    from gan_lab.data.sources.embedded import _mnist_5k_raw
     from gan_lab.metrics.functional import frechet_distance, mean_cov
 
     raw, _ = _mnist_5k_raw()
