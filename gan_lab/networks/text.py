@@ -157,7 +157,7 @@ class PassGANCritic(nn.Module):
 # ------------------------------------------------------------------------------------------------
 def sample_categorical(logits: Tensor, generator: torch.Generator | None = None) -> Tensor:
     """One draw per row of ``softmax(logits)`` (``(..., V)`` -> int64 ``(...)``) by inverting the
-    cumulative distribution at one uniform per row from ``generator`` (on the logits' device).
+    cumulative distribution at one uniform per row from ``generator`` (on its own device).
 
     Several times faster than ``torch.multinomial`` for wide vocabularies on the CPU. The
     cumulative sum is float32: a token's probability is off by at most a few 1e-6 for 5,000
@@ -166,7 +166,10 @@ def sample_categorical(logits: Tensor, generator: torch.Generator | None = None)
     shape = logits.shape[:-1]
     probs = torch.softmax(logits.detach().reshape(-1, logits.shape[-1]).float(), dim=-1)
     cdf = probs.cumsum(dim=-1)
-    u = torch.rand(len(cdf), 1, generator=generator, device=cdf.device) * cdf[:, -1:]
+    # the uniforms come from ``generator`` on its own device: a CPU generator can drive sampling
+    # on a GPU (sample grids and evaluation seed CPU generators)
+    device = generator.device if generator is not None else cdf.device
+    u = torch.rand(len(cdf), 1, generator=generator, device=device).to(cdf.device) * cdf[:, -1:]
     index = torch.searchsorted(cdf, u, right=True).clamp_(max=logits.shape[-1] - 1)
     return index.reshape(shape)
 
@@ -230,6 +233,11 @@ class SeqGenerator(nn.Module):
         """``(B, L)`` natural-log ``log G(x_t | x_<t)`` (teacher forcing; forced positions are 0)."""
         lp = torch.log_softmax(self.logits(x).float(), dim=-1).gather(2, x.long().unsqueeze(2)).squeeze(2)
         return lp.masked_fill(self.forced_mask(x), 0.0)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``token_log_probs(x)``: what training differentiates (through DDP wrappers, which call
+        ``forward``)."""
+        return self.token_log_probs(x)
 
     def sequence_log_prob(self, x: Tensor) -> Tensor:
         """``(B,)`` ``log G(x)`` in nats (the sum over positions)."""
@@ -330,7 +338,24 @@ class SeqDiscriminator(nn.Module):
         return 0.5 * (self.out.weight.square().sum() + self.out.bias.square().sum())
 
 
+# ------------------------------------------------------------------------------------------------
+# Builders (``model.net.conv1d`` of passgan)
+# ------------------------------------------------------------------------------------------------
+def passgan_pair(info, latent_dim: int, *, dim: int = 128, num_blocks: int = 5, kernel_size: int = 5,
+                 res_scale: float = 0.3, pack: int = 1, num_classes: int = 0) -> tuple[nn.Module, nn.Module]:
+    """IWGAN-text ``(G, critic)`` for token data ``info`` (``(L,)`` sequences over ``info.vocab``)."""
+    if info.modality != "tokens":
+        raise UserError(f"model.net.arch=conv1d (the text networks) needs token data, but data {info.name} is "
+                        f"{info.modality} data; use an image model (e.g. model=wgan_gp) or a text data set")
+    if pack != 1 or num_classes:
+        raise UserError("the text networks (model.net.arch=conv1d) take neither model.pack > 1 nor class labels")
+    seq_len, vocab_size = int(info.shape[0]), len(info.vocab)
+    g = PassGANGenerator(seq_len, vocab_size, latent_dim, dim, num_blocks, kernel_size, res_scale)
+    d = PassGANCritic(seq_len, vocab_size, dim, num_blocks, kernel_size, res_scale)
+    return g, d
+
+
 __all__ = [
     "Highway", "PAD_MODES", "PassGANCritic", "PassGANGenerator", "ResBlock1d", "SEQGAN_D", "SeqDiscriminator",
-    "SeqGenerator", "argmax_decode", "one_hot", "sample_categorical",
+    "SeqGenerator", "argmax_decode", "one_hot", "passgan_pair", "sample_categorical",
 ]
