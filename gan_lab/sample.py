@@ -37,28 +37,32 @@ def generate(module, n: int, seed: int, batch_size: int, use_ema: bool, conditio
 def generate_unique(module, n: int, seed: int, batch_size: int, use_ema: bool, max_draws: int, **options):
     """Sample until ``n`` distinct decoded sequences (a guess list: the first occurrence of each,
     in the order drawn) or ``max_draws`` samples. With the same seed the draws are those of
-    :func:`generate`. Returns ``(Batch of at most n rows, samples drawn)``."""
+    :func:`generate`. Returns ``(Batch of at most n rows, samples examined)``: the samples up to
+    the last one kept (a whole last batch is drawn, its rest unused)."""
     from gan_lab.data.batch import Batch
     from gan_lab.modalities.tokens import decode_info
     from gan_lab.progress import bar
 
     gen = torch.Generator().manual_seed(seed)
     seen: set[str] = set()
-    kept, found, drawn = [], 0, 0
+    kept, found, drawn, examined = [], 0, 0, 0
     with bar(n, "distinct samples", unit="seq") as progress:
         while found < n and drawn < max_draws:
             b = min(batch_size, max_draws - drawn)
             x = module.sample(b, gen, None, use_ema=use_ema, **options).x.cpu()
-            drawn += b
             new = torch.zeros(b, dtype=torch.bool)
             for i, text in enumerate(decode_info(x, module.data_info)):
-                if text not in seen and found < n:
+                examined = drawn + i + 1
+                if text not in seen:
                     seen.add(text)
                     new[i] = True
                     found += 1
+                    if found == n:
+                        break
+            drawn += b
             kept.append(x[new])
             progress.update(int(new.sum()))
-    return Batch(torch.cat(kept)), drawn
+    return Batch(torch.cat(kept)), examined
 
 
 def distinct_sequences(info) -> int:
@@ -130,12 +134,12 @@ def body(argv: list[str]) -> int:
     if max_draws is None:
         batch = generate(module, n, seed, batch_size, use_ema, condition, **options)
     else:
-        batch, drawn = generate_unique(module, n, seed, batch_size, use_ema, max_draws, **options)
+        batch, examined = generate_unique(module, n, seed, batch_size, use_ema, max_draws, **options)
         if len(batch) < n:
             log.warning(f"gan_lab.sample: warning: only {len(batch)} distinct sequences in max_draws={max_draws} "
                         f"samples (n={n} asked); writing those (raise max_draws for more)")
         else:
-            log.info(f"{n} distinct sequences from {drawn} samples")
+            log.info(f"{n} distinct sequences in the first {examined} samples")
     written = []
     if cfg.out:
         out = str(cfg.out)

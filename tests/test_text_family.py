@@ -374,3 +374,43 @@ def test_bad_inputs_are_one_line_before_any_work(tmp_path, capsys):
     ]
     for overrides, message in cases:
         assert message in _refused(overrides, tmp_path / "run", capsys), overrides
+
+
+def test_text_grids_are_logged_as_a_table_and_as_text(tmp_path):
+    from types import SimpleNamespace
+
+    from gan_lab.data import DataInfo
+    from gan_lab.modalities import get_modality
+
+    info = DataInfo("passwords", "tokens", (4,), vocab=("", "a", "b", "\n"), extras={"separator": ""})
+    tokens = get_modality(info)
+    path = tokens.save_figure(torch.tensor([[1, 2, 0, 0], [2, 3, 1, 0], [0, 0, 0, 0]]), str(tmp_path / "s.png"), info)
+    assert path.endswith("s.txt")
+    # one sequence per line: a line break inside a sequence is escaped, an empty sequence is an empty line
+    assert open(path, encoding="utf-8").read() == "ab\nb\\na\n\n"
+    calls = []
+    wandb = SimpleNamespace(log_text=lambda **kw: calls.append(("table", kw)))
+    tensorboard = SimpleNamespace(experiment=SimpleNamespace(add_text=lambda *a: calls.append(("text", a))))
+    tokens.log_figure(SimpleNamespace(loggers=[wandb, tensorboard]), path, 7)
+    assert calls[0] == ("table", {"key": "samples", "columns": ["step", "sample"],
+                                  "data": [[7, "ab"], [7, "b\\na"], [7, ""]], "step": 7})
+    assert calls[1] == ("text", ("samples", "    ab\n    b\\na\n    ", 7))
+
+
+def test_oracle_sequences_are_cached_on_disk(tmp_path):
+    from gan_lab.data.sources import OracleLSTMData
+    from gan_lab.data.sources.text import _oracle_sequences
+
+    def source():
+        return OracleLSTMData(n_train=30, n_test=10, vocab_size=20, seq_len=5, cache_dir=str(tmp_path))
+
+    train_rows, test_rows = source().sequences()
+    (cached,) = tmp_path.glob("oracle_*.pt")
+    _oracle_sequences.cache_clear()
+    stamp = cached.stat().st_mtime_ns
+    again = source().sequences()
+    assert torch.equal(again[0], train_rows) and torch.equal(again[1], test_rows)
+    assert again[0].dtype == torch.int64 and cached.stat().st_mtime_ns == stamp  # read, not written again
+    assert _oracle_sequences.cache_info().misses == 0
+    other = OracleLSTMData(n_train=30, n_test=11, vocab_size=20, seq_len=5, cache_dir=str(tmp_path)).sequences()
+    assert torch.equal(other[0], train_rows) and len(list(tmp_path.glob("oracle_*.pt"))) == 2

@@ -176,12 +176,12 @@ def test_text_lines_counts_split_and_warning(tmp_path):
 
 def test_text_lines_bad_input(tmp_path):
     with pytest.raises(UserError) as err:
-        TextLines(root=str(tmp_path / "missing.txt"))
+        TextLines(root=str(tmp_path / "missing.txt")).load()
     assert "not a file" in one_line(err)
     empty = tmp_path / "empty.txt"
     empty.write_bytes(b"")
     with pytest.raises(UserError) as err:
-        TextLines(root=str(empty))
+        TextLines(root=str(empty)).load()
     assert "empty" in one_line(err)
     ok = tmp_path / "ok.txt"
     ok.write_text("abc\ndef\n")
@@ -189,8 +189,8 @@ def test_text_lines_bad_input(tmp_path):
         with pytest.raises(UserError) as err:
             TextLines(root=str(ok), max_len=bad)
         assert "max_len" in one_line(err)
-    with pytest.raises(UserError):
-        TextLines(root=None)
+    with pytest.raises(UserError, match="set data.source.root"):
+        TextLines(root=None).load()
     only_long = tmp_path / "long.txt"
     only_long.write_text("abcdefghijkl\n\n")
     with pytest.raises(UserError) as err:

@@ -39,7 +39,7 @@ from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from gan_lab import checks
 from gan_lab.app import log
@@ -50,7 +50,7 @@ from gan_lab.errors import UserError
 from gan_lab.families.adversarial import AdversarialGAN
 from gan_lab.losses.text import make_rollout, mle_loss, reinforce_loss, rollout_rewards, update_rollout_
 from gan_lab.metrics.text import ScoredSamples
-from gan_lab.networks.text import PAD, SeqDiscriminator, SeqGenerator, argmax_decode, one_hot
+from gan_lab.networks.text import SeqDiscriminator, SeqGenerator, argmax_decode, one_hot
 
 TEXT_DATA = "data=passwords, words, text_lines or oracle_lstm"
 SEQGAN_G_OPTIMIZER = {"name": "adam", "lr": 0.01, "betas": [0.9, 0.999]}

@@ -438,14 +438,9 @@ class TextLines(Source):
     def __init__(self, root: str | None = None, max_len: int = 10, seed: int = 0, test_fraction: float = 0.2,
                  dedupe: bool = False, split: str = "train") -> None:
         self.max_len = _check_max_len(max_len, "text_lines: data.source")
-        if root is None or str(root) == "":
-            raise UserError("text_lines: set data.source.root to a text file with one sequence per line")
-        path = Path(os.path.expanduser(str(root)))
-        if not path.is_file():
-            raise UserError(f"text_lines: data.source.root={root} is not a file")
-        if path.stat().st_size == 0:
-            raise UserError(f"text_lines: data.source.root={root} is empty")
-        self.root = str(path)
+        # the file is checked when the data is loaded (a run loads it before any training), so
+        # the config instantiates without one
+        self.root = None if root is None or str(root) == "" else str(Path(os.path.expanduser(str(root))))
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise UserError(f"text_lines: data.source.seed must be an integer, got {seed!r}")
         self.seed = seed
@@ -457,7 +452,18 @@ class TextLines(Source):
             raise UserError(f"text_lines: data.source.split must be one of {', '.join(self.splits)}; got {split!r}")
         self.split = split
 
+    def check_file(self) -> None:
+        """A missing, unreadable or empty file: one line."""
+        if self.root is None:
+            raise UserError("text_lines: set data.source.root to a text file with one sequence per line")
+        path = Path(self.root)
+        if not path.is_file():
+            raise UserError(f"text_lines: data.source.root={self.root} is not a file")
+        if path.stat().st_size == 0:
+            raise UserError(f"text_lines: data.source.root={self.root} is empty")
+
     def lines(self) -> LinesSplit:
+        self.check_file()
         st = os.stat(self.root)
         return _lines_split(self.root, (st.st_size, st.st_mtime_ns), self.max_len, self.test_fraction, self.seed,
                             self.dedupe)
