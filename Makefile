@@ -18,8 +18,9 @@ install: $(STAMP)
 train: $(STAMP)
 	$(PY) -m gan_lab $(ARGS)
 
+# Two worker processes, each test file on one worker (the files share module-scoped checkpoints).
 test: $(STAMP)
-	$(PY) -m pytest $(ARGS)
+	$(PY) -m pytest -n 2 --dist loadfile $(ARGS)
 
 clean:
 	rm -rf $(VENV) outputs multirun
