@@ -79,7 +79,7 @@ def compose(overrides: list[str], run_dir: str):
     from hydra import initialize_config_dir
     from omegaconf import open_dict
 
-    from gan_lab.train import CONFIG_DIR
+    from gan_lab.app import CONFIG_DIR
 
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         cfg = hydra_compose("config", overrides=["logger=none", "print_config=false", *overrides])

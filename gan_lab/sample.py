@@ -1,108 +1,100 @@
-"""Write samples from a checkpoint, without the training data.
-
-    python -m gan_lab.sample ckpt=<file> n=<N> out=<file.npz> [grid=<file.png>] [seed=<s>]
-                             [ema=true] [batch_size=256]
-
-The .npz holds ``samples``: uint8 N x C x H x W in 0..255 for images, float32 N x 2 for 2-D
-data; ``labels`` too when the model is conditional.
-"""
+"""Write samples from a checkpoint, without the training data: ``python -m gan_lab.sample``
+(also ``gan-lab-sample``). Settings: ``conf/sample.yaml`` (``key=value`` on the command line)."""
 
 from __future__ import annotations
 
+import os
 import sys
 
 import numpy as np
 import torch
+from omegaconf import OmegaConf
 
+from gan_lab.app import cli_main, compose, log
 from gan_lab.errors import UserError
 
-USAGE = "usage: python -m gan_lab.sample ckpt=<file> n=<N> out=<file.npz> [grid=<file.png>] [seed=<s>] [ema=true|false] [batch_size=<B>]"
+USAGE = ("usage: python -m gan_lab.sample ckpt=<file> n=<N> [out=<file.npz|file.txt>] [grid=<file.png>] [seed=<s>] "
+         "[ema=true|false] [batch_size=<B>] [labels=all|<k>|[k1,k2]] [truncation=<psi>]\n"
+         "settings and their meaning: gan_lab/conf/sample.yaml")
 
 
-def parse_args(argv: list[str], required: tuple[str, ...], defaults: dict) -> dict:
-    """key=value arguments, Hydra style, with a one-line error for anything unknown."""
-    args = dict(defaults)
-    for item in argv:
-        if "=" not in item:
-            raise UserError(f"expected key=value, got '{item}'")
-        key, value = item.split("=", 1)
-        if key not in defaults and key not in required:
-            raise UserError(f"unknown argument '{key}'; known: {', '.join([*required, *defaults])}")
-        args[key] = value
-    missing = [k for k in required if k not in args]
-    if missing:
-        raise UserError(f"missing argument(s): {', '.join(missing)}")
-    return args
+def generate(module, n: int, seed: int, batch_size: int, use_ema: bool, condition=None, **options):
+    """``n`` samples as one Batch, drawn in batches with one seeded generator: same seed, same samples."""
+    from gan_lab.data.batch import Batch
 
-
-def load_module(path: str):
-    """Rebuild the trained module from a checkpoint alone (its config and data info ride along)."""
-    from omegaconf import OmegaConf
-
-    from gan_lab.models.base import data_info_from_dict
-    from gan_lab.train import build_module, load_checkpoint_file
-
-    ckpt = load_checkpoint_file(path)
-    meta = ckpt.get("gan_lab")
-    if not meta or "config" not in meta:
-        raise UserError(f"{path} is not a gan_lab training checkpoint")
-    cfg = OmegaConf.create(meta["config"])
-    info = data_info_from_dict(meta["data_info"])
-    module = build_module(cfg, info)
-    module.load_state_dict(ckpt["state_dict"])
-    module.g_step = int(meta.get("g_step", 0))
-    module.eval()
-    return module, cfg
-
-
-def to_uint8(images: torch.Tensor) -> np.ndarray:
-    return ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu().numpy()
-
-
-def generate(module, n: int, seed: int, batch_size: int, use_ema: bool):
-    """n samples (and labels, or None) drawn with a seeded generator: same seed, same samples."""
     gen = torch.Generator().manual_seed(seed)
-    xs, ys = [], []
+    parts = []
     for start in range(0, n, batch_size):
         b = min(batch_size, n - start)
-        z = torch.randn(b, module.latent_dim, generator=gen)
-        y = module.sample_labels(b, generator=gen)
-        xs.append(module.sample(z, y, use_ema=use_ema))
-        if y is not None:
-            ys.append(y)
-    return torch.cat(xs), (torch.cat(ys) if ys else None)
+        cond = None if condition is None else condition[start : start + b]
+        parts.append(module.sample(b, gen, cond, use_ema=use_ema, **options))
+    x = torch.cat([p.x for p in parts])
+    y = torch.cat([p.y for p in parts]) if parts[0].y is not None else None
+    return Batch(x.cpu(), None if y is None else y.cpu())
+
+
+def check_outputs(cfg, modality) -> None:
+    if not cfg.out and not cfg.grid:
+        raise UserError("nothing to write: give out=<file.npz> (the samples) and/or grid=<file.png> (a picture)")
+    if cfg.out:
+        ext = os.path.splitext(str(cfg.out))[1].lower()
+        allowed = (".npz", ".txt") if modality.name == "tokens" else (".npz",)
+        if ext not in allowed:
+            raise UserError(f"out={cfg.out}: samples are written as {' or '.join(allowed)}"
+                            + ("; for a picture use grid=<file.png>" if ext in (".png", ".jpg") else ""))
+    for key in ("out", "grid"):
+        path = cfg.get(key)
+        if path:
+            folder = os.path.dirname(os.path.abspath(str(path)))
+            if not os.path.isdir(folder):
+                raise UserError(f"{key}={path}: folder {folder} does not exist")
+
+
+def body(argv: list[str]) -> int:
+    from gan_lab import checks
+    from gan_lab.checkpoint import load_module
+    from gan_lab.modalities import get_modality
+
+    cfg = compose("sample", argv)
+    if OmegaConf.is_missing(cfg, "ckpt") or cfg.ckpt is None:
+        raise UserError("missing argument: ckpt=<checkpoint file>")
+    n = checks.integer(cfg.n, "n", minimum=1)
+    batch_size = checks.integer(cfg.batch_size, "batch_size", minimum=1)
+    seed = checks.integer(cfg.seed, "seed")
+    module, _, _ = load_module(str(cfg.ckpt))
+    info = module.data_info
+    modality = get_modality(info)
+    check_outputs(cfg, modality)
+    options = {"truncation": cfg.truncation}
+    condition = module.condition_for(cfg.labels, n) if cfg.labels is not None else None
+    module.check_sample_options(options)
+    batch = generate(module, n, seed, batch_size, checks.boolean(cfg.ema, "ema"), condition, **options)
+    written = []
+    if cfg.out:
+        out = str(cfg.out)
+        if out.lower().endswith(".txt"):
+            modality.save_figure(batch.x, out, info)
+        else:
+            arrays = modality.export(batch.x, info)
+            if batch.y is not None:
+                arrays["labels"] = batch.y.numpy().astype(np.int64)
+            np.savez_compressed(out, **arrays)
+        written.append(f"{n} samples to {out}")
+    if cfg.grid:
+        shown = batch.x if info.modality != "image" else batch.x[:64]
+        path = modality.save_figure(shown, str(cfg.grid), info)
+        note = f" (the first {len(shown)} of {n})" if len(shown) < n else ""
+        written.append(f"a grid to {path}{note}")
+    log.info("wrote " + " and ".join(written))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if any(a in ("-h", "--help") for a in argv):
-        print(USAGE)
-        return 0
-    try:
-        args = parse_args(argv, ("ckpt", "n", "out"), {"grid": None, "seed": "0", "ema": "true", "batch_size": "256"})
-        n = int(args["n"])
-        if n <= 0:
-            raise UserError("n must be a positive integer")
-        module, _ = load_module(args["ckpt"])
-        samples, labels = generate(
-            module, n, int(args["seed"]), int(args["batch_size"]), args["ema"].lower() == "true"
-        )
-        info = module.data_info
-        out = {"samples": to_uint8(samples) if info.kind == "image" else samples.float().numpy()}
-        if labels is not None:
-            out["labels"] = labels.numpy()
-        np.savez_compressed(args["out"], **out)
-        if args["grid"]:
-            from gan_lab.callbacks.samples import save_samples_figure
+    return cli_main("gan_lab.sample", USAGE, body, argv)
 
-            shown = samples if info.kind == "vector" else samples[:64]
-            save_samples_figure(shown, args["grid"], info.kind, modes=info.modes)
-        print(f"wrote {n} samples to {args['out']}" + (f" and a grid to {args['grid']}" if args["grid"] else ""))
-        return 0
-    except UserError as err:
-        print(f"gan_lab.sample: error: {err}", file=sys.stderr)
-        print(USAGE, file=sys.stderr)
-        return 2
+
+def console() -> None:
+    sys.exit(main())
 
 
 if __name__ == "__main__":

@@ -1,13 +1,15 @@
-"""The training entry point: ``python -m gan_lab [hydra overrides]``.
+"""The training entry point: ``python -m gan_lab [hydra overrides]`` (also ``gan-lab``).
 
-Order of work: print and save the config, check every input a user can get wrong (data,
-image size, checkpoint), and only then build the trainer and train.
+Order of work: save the config, check every input a user can get wrong (data, image size,
+checkpoint, trainer options), and only then build the trainer and train. A run refused by those
+checks leaves no run directory behind.
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import shutil
 import sys
 import warnings
 from typing import Any
@@ -16,120 +18,30 @@ import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from gan_lab.errors import UserError
+from gan_lab import checkpoint as ckpt_io
+from gan_lab.app import CONFIG_DIR, ensure_console, instantiate, log, one_line
+from gan_lab.errors import NonFiniteError, UserError
 
-CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "conf")
+# The run directory given on the command line existed before this call (then a refused run must
+# not remove it); set by main() before Hydra creates directories.
+_RUN_DIR_PREEXISTED: bool | None = None
 
 
-def print_config(cfg: DictConfig) -> None:
-    """The resolved config as a tree, one panel per top-level group."""
+def summary_line(cfg: DictConfig) -> str:
+    """The run's choices on one line (the full config goes to config.yaml)."""
+    choices = {}
     try:
-        import rich
-        import rich.syntax
-        import rich.tree
+        from hydra.core.hydra_config import HydraConfig
 
-        tree = rich.tree.Tree("config", guide_style="dim")
-        for key, value in cfg.items():
-            branch = tree.add(str(key))
-            text = OmegaConf.to_yaml(value, resolve=True) if isinstance(value, DictConfig) else str(value)
-            branch.add(rich.syntax.Syntax(text, "yaml", theme="ansi_dark"))
-        rich.print(tree)
-    except ImportError:
-        print(OmegaConf.to_yaml(cfg))
-
-
-def build_module(cfg: DictConfig, info) -> Any:
-    from gan_lab.models.base import data_info_to_dict
-
-    # data_info goes in after instantiation: Hydra would turn the dataclass into a dict.
-    factory = hydra.utils.instantiate(cfg.model, _partial_=True, _convert_="all")
-    module = factory(
-        data_info=info,
-        loss=cfg.loss.name,
-        max_steps=int(cfg.trainer.max_steps),
-        log_every=int(cfg.trainer.log_every_n_steps),
-        divergence=cfg.get("divergence", "stop"),
-        compile=bool(cfg.get("compile", False)),
-        compile_backend=cfg.get("compile_backend", "inductor"),
-        channels_last=bool(cfg.get("channels_last", False)),
-    )
-    module.lab_meta = {
-        "config": OmegaConf.to_container(cfg, resolve=True),
-        "data_info": data_info_to_dict(info),
-    }
-    return module
-
-
-def load_checkpoint_file(path: str) -> dict:
-    if not os.path.isfile(path):
-        raise UserError(f"checkpoint not found: {path}")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # a truncated or foreign file
-        raise UserError(f"cannot read checkpoint {path}: {type(exc).__name__}: {exc}") from None
-
-
-def describe(meta: dict) -> str:
-    cfg = meta.get("config", {})
-    info = meta.get("data_info", {})
-    shape = "x".join(map(str, info.get("shape", [])))
-    return f"model={meta.get('model')} data={info.get('name')} ({shape})"
-
-
-def check_checkpoint_matches(ckpt: dict, module, path: str) -> None:
-    """Refuse, before training, a checkpoint written by another model or for other data."""
-    meta = ckpt.get("gan_lab")
-    if meta is None or "state_dict" not in ckpt:
-        raise UserError(f"{path} is not a gan_lab training checkpoint")
-    ours = {"model": module.name, **module.lab_meta}
-    if meta.get("model") != module.name:
-        raise UserError(f"checkpoint {path} was written by {describe(meta)}; this run is {describe(ours)}")
-    expected = {k: tuple(v.shape) for k, v in module.state_dict().items()}
-    found = {k: tuple(v.shape) for k, v in ckpt["state_dict"].items()}
-    if expected != found:
-        diff = sorted(set(expected.items()) ^ set(found.items()))[:3]
-        raise UserError(
-            f"checkpoint {path} ({describe(meta)}) does not fit this run's networks "
-            f"({describe(ours)}); first differences: {diff}"
-        )
-
-
-def build_trainer(cfg: DictConfig, run_dir: str, callbacks: list, loggers: list):
-    import lightning as L
-
-    trainer_kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
-    for lab_key in ("max_steps", "log_every_n_steps"):
-        trainer_kwargs.pop(lab_key, None)
-    acc = OmegaConf.to_container(cfg.accelerator, resolve=True)
-    strategy = acc.pop("strategy", "auto")
-    if isinstance(strategy, dict):
-        strategy = hydra.utils.instantiate(strategy)
-    from lightning.fabric.utilities.exceptions import MisconfigurationException
-
-    try:
-        return L.Trainer(
-            default_root_dir=run_dir,
-            max_steps=-1,  # the module stops itself after cfg.trainer.max_steps G updates
-            max_epochs=-1,
-            logger=loggers or False,
-            callbacks=callbacks,
-            enable_progress_bar=False,  # StepProgress shows G steps instead of batches
-            enable_checkpointing=False,  # GANCheckpoint writes atomically, named by G step
-            num_sanity_val_steps=0,
-            strategy=strategy,
-            **{**acc, **trainer_kwargs},  # trainer.num_nodes=4 overrides the accelerator's 1
-        )
-    except (MisconfigurationException, ValueError) as err:  # e.g. trainer.precision=12-bits
-        raise UserError(" ".join(str(err).split())) from None
-
-
-class RunStopped(Exception):
-    """SIGTERM/SIGINT stopped the run after a checkpoint was written."""
-
-    def __init__(self, signame: str, step: int, run_dir: str):
-        super().__init__(f"stopped by {signame} at step {step}; checkpoint written, "
-                         f"continue with: resume=auto run_dir={run_dir}")
-        self.exit_code = 143 if signame == "SIGTERM" else 130
+        choices = dict(HydraConfig.get().runtime.choices)
+    except ValueError:  # composed outside a Hydra app (tests)
+        pass
+    groups = ("model", "loss", "data", "accelerator", "logger", "callbacks", "experiment")
+    parts = [f"{g}={choices[g]}" for g in groups if choices.get(g) not in (None, "null")]
+    if cfg.get("metrics"):
+        parts.append(f"metrics=[{','.join(cfg.metrics)}]")
+    parts += [f"seed={cfg.seed}", f"trainer.max_steps={cfg.trainer.max_steps}"]
+    return " ".join(parts)
 
 
 def check_run_dir(run_dir: str) -> None:
@@ -144,25 +56,101 @@ def check_run_dir(run_dir: str) -> None:
         raise UserError(f"cannot write to run directory {run_dir}: {err.strerror or err}") from None
 
 
+def trainer_kwargs(cfg: DictConfig) -> dict:
+    """``trainer.*`` minus the lab's own keys, each checked against Lightning's Trainer."""
+    import inspect
+
+    import lightning as L
+
+    kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
+    for lab_key in ("max_steps", "log_every_n_steps"):
+        kwargs.pop(lab_key, None)
+    known = set(inspect.signature(L.Trainer.__init__).parameters) - {"self"}
+    for key in kwargs:
+        if key not in known:
+            import difflib
+
+            close = difflib.get_close_matches(key, sorted(known | {"max_steps", "log_every_n_steps"}), n=1)
+            hint = f"; did you mean trainer.{close[0]}?" if close else ""
+            raise UserError(f"unknown trainer option trainer.{key}{hint}")
+    return kwargs
+
+
+def build_trainer(cfg: DictConfig, run_dir: str, callbacks: list, loggers: list):
+    import lightning as L
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+    kwargs = trainer_kwargs(cfg)
+    acc = OmegaConf.to_container(cfg.accelerator, resolve=True)
+    strategy = acc.pop("strategy", "auto")
+    if isinstance(strategy, dict):
+        strategy = instantiate(strategy, "accelerator.strategy")
+    try:
+        return L.Trainer(
+            default_root_dir=run_dir,
+            max_steps=-1,  # the module stops itself after cfg.trainer.max_steps steps
+            max_epochs=-1,
+            logger=loggers or False,
+            callbacks=callbacks,
+            enable_progress_bar=False,  # StepProgress shows steps instead of batches
+            enable_checkpointing=False,  # GANCheckpoint writes atomically, named by step
+            enable_model_summary=False,  # one line of parameter counts instead (describe_networks)
+            log_every_n_steps=1,  # the lab logs itself (trainer.log_every_n_steps); this only
+            # silences Lightning's warning about short epochs
+            num_sanity_val_steps=0,
+            strategy=strategy,
+            **{**acc, **kwargs},  # trainer.num_nodes=4 overrides the accelerator's 1
+        )
+    except (MisconfigurationException, ValueError, TypeError) as err:  # e.g. trainer.precision=12-bits
+        raise UserError(one_line(str(err))) from None
+
+
+class RunStopped(Exception):
+    """SIGTERM/SIGINT stopped the run after a checkpoint was written."""
+
+    def __init__(self, signame: str, step: int, run_dir: str):
+        super().__init__(f"stopped by {signame} at step {step}; checkpoint written, "
+                         f"continue with: python -m gan_lab resume=auto run_dir={run_dir} "
+                         f"(its config.yaml is reused; add overrides to change it)")
+        self.exit_code = 143 if signame == "SIGTERM" else 130
+
+
 def resolve_resume(cfg: DictConfig, run_dir: str) -> tuple[str | None, dict | None]:
     """The checkpoint to resume from: ``ckpt_path=<file>``, or with ``resume=auto`` the newest
     checkpoint of the run directory (none yet: a fresh start). Returns (path, loaded dict)."""
-    from gan_lab.callbacks.checkpoint import find_checkpoints
-
     resume, ckpt_path = cfg.get("resume"), cfg.get("ckpt_path")
     if resume in (None, False, "none", "null"):
-        return (ckpt_path, load_checkpoint_file(ckpt_path)) if ckpt_path else (None, None)
+        return (ckpt_path, ckpt_io.read(ckpt_path)) if ckpt_path else (None, None)
     if resume != "auto":
         raise UserError(f"resume must be auto or null, got {resume!r}; use ckpt_path=<file> for a given checkpoint")
     if ckpt_path:
         raise UserError("set either resume=auto or ckpt_path=<file>, not both")
-    for path in find_checkpoints(run_dir):
+    for path in ckpt_io.find_checkpoints(run_dir):
         try:
-            return path, load_checkpoint_file(path)
+            return path, ckpt_io.read(path)
         except UserError as err:  # an interrupted Lightning hpc save, say: try the next one
-            print(f"gan_lab: warning: skipping {err}", file=sys.stderr, flush=True)
-    print(f"gan_lab: resume=auto: no checkpoint in {run_dir} yet, starting from step 0", flush=True)
+            log.warning(f"gan_lab: warning: skipping {err}")
+    log.info(f"resume=auto: no checkpoint in {run_dir} yet, starting from step 0")
     return None, None
+
+
+def describe_networks(module) -> str:
+    counts = [f"{name} {sum(p.numel() for p in net.parameters()) / 1e6:.3g}M" for name, net in module.nets.items()]
+    return "networks: " + ", ".join(counts) + " parameters"
+
+
+def build_metrics_callback(cfg: DictConfig, datamodule):
+    from gan_lab.callbacks.metrics import MetricsCallback
+    from gan_lab.metrics.lab import build_lab_evaluator
+
+    callback = MetricsCallback(
+        lambda: build_lab_evaluator(cfg.metrics, cfg.get("feature"), cfg.eval, datamodule,
+                                    keys={"num_samples": "eval.num_samples", "num_real": "eval.num_real"}),
+        cfg.eval.every_n_steps, cfg.eval.use_ema, cfg.eval.seed,
+    )
+    if not isinstance(cfg.accelerator.get("strategy"), DictConfig):  # single process
+        callback.build()  # missing weights, bad metric choices: fail before the trainer
+    return callback
 
 
 def run(cfg: DictConfig) -> dict:
@@ -171,76 +159,99 @@ def run(cfg: DictConfig) -> dict:
 
     import lightning as L
 
-    # Lightning prints its messages through its own handler; Hydra's root handler would
-    # print every one of them a second time.
-    logging.getLogger("lightning.pytorch").propagate = False
+    # Lightning prints device and tips at INFO through its own handler; the lab prints its own lines.
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    logging.getLogger("lightning.fabric").setLevel(logging.WARNING)
     # A deprecation inside Lightning itself (torch's pytree API), not something a user can act on.
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
     run_dir = os.path.abspath(cfg.run_dir)
     check_run_dir(run_dir)
-    local_rank = int(os.environ.get("LOCAL_RANK", 0))
-    if local_rank == 0 and cfg.get("print_config", True):
-        print_config(cfg)
-    if local_rank == 0:
+    rank0 = int(os.environ.get("LOCAL_RANK", 0)) == 0
+    if rank0:
         with open(os.path.join(run_dir, "config.yaml"), "w") as f:
             f.write(OmegaConf.to_yaml(cfg, resolve=True))
+        if cfg.get("print_config", True):
+            log.info(f"gan_lab: {summary_line(cfg)}")
+            log.info(f"run directory: {run_dir} (full config: config.yaml; print_config=false hides these lines)")
 
     if cfg.get("num_threads"):
-        torch.set_num_threads(int(cfg.num_threads))
+        from gan_lab import checks
+
+        torch.set_num_threads(checks.integer(cfg.num_threads, "num_threads", minimum=1))
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     ckpt_path, ckpt = resolve_resume(cfg, run_dir)
 
-    datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
+    datamodule = instantiate(cfg.data, "data", _convert_="all")
     info = datamodule.info  # loads (and validates) the data now, before any training
-    module = build_module(cfg, info)
+    datamodule.labeled_mask  # noqa: B018 - a semi-supervised subset that cannot be drawn fails now
+    module = ckpt_io.build_module(cfg, info)
     resumed_step = None
     if ckpt is not None:
-        check_checkpoint_matches(ckpt, module, ckpt_path)
-        resumed_step = int(ckpt["gan_lab"]["g_step"])
+        ckpt_io.check_matches(ckpt, module, ckpt_path)
+        resumed_step = ckpt_io.step_of(ckpt["gan_lab"])
         del ckpt
+        log.info(f"resuming from {ckpt_path} at step {resumed_step}")
+        if resumed_step >= module.max_steps:
+            log.info(f"that checkpoint is at step {resumed_step} >= trainer.max_steps={module.max_steps}: "
+                     "nothing to train; raise trainer.max_steps to continue")
 
-    callbacks = [hydra.utils.instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
+    callbacks = [instantiate(c, "callbacks") for c in (cfg.get("callbacks") or {}).values() if c]
     if cfg.get("metrics"):
-        # built now so that missing weights or a bad metric choice stop the run before training
-        from gan_lab.callbacks.metrics import MetricsCallback, build_lab_evaluator
-
-        metrics_cb = MetricsCallback(
-            lambda: build_lab_evaluator(cfg.metrics, cfg.get("feature"), cfg.eval, datamodule),
-            cfg.eval.every_n_steps, cfg.eval.use_ema, cfg.eval.seed,
-        )
-        if not isinstance(cfg.accelerator.get("strategy"), DictConfig):  # single process
-            metrics_cb.build()  # missing weights, bad metric choices: fail before the trainer
-        callbacks.append(metrics_cb)
-    loggers = [hydra.utils.instantiate(lg) for lg in (cfg.get("logger") or {}).values() if lg]
+        callbacks.append(build_metrics_callback(cfg, datamodule))
+    loggers = [instantiate(lg, "logger") for lg in (cfg.get("logger") or {}).values() if lg]
     trainer = build_trainer(cfg, run_dir, callbacks, loggers)
     if resumed_step is not None:
         for lg in loggers:
             if hasattr(lg, "truncate_after"):
                 lg.truncate_after(resumed_step)
+    from gan_lab.loggers import is_wandb
+
     for lg in loggers:
-        if type(lg).__name__ == "WandbLogger":  # the config of the run, on its W&B page
+        if is_wandb(lg):  # the config of the run, on its W&B page
             lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+    if rank0 and cfg.get("print_config", True):
+        log.info(f"{describe_networks(module)}; data {info.name}: {len(datamodule.dataset)} training samples "
+                 f"({info.modality} {'x'.join(map(str, info.shape))}); {trainer.num_devices} "
+                 f"{trainer.accelerator.__class__.__name__.replace('Accelerator', '').lower()} device(s), "
+                 f"precision {trainer.precision}")
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
     from gan_lab.callbacks.checkpoint import stopped_by
 
     try:
-        # our own checkpoints carry RNG states and the config, which need full unpickling
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=False)
         signame = stopped_by(trainer)
         if signame:
-            raise RunStopped(signame, module.g_step, run_dir)
+            raise RunStopped(signame, module.step, run_dir)
         log_checkpoint_artifact(cfg, loggers)
     except SIGTERMException:
-        raise RunStopped("SIGTERM", module.g_step, run_dir) from None
+        raise RunStopped("SIGTERM", module.step, run_dir) from None
     finally:
         finish_wandb(loggers)
+    if trainer.is_global_zero:
+        log.info(end_message(cfg, module, run_dir))
     return dict(module.last_metrics)
+
+
+def end_message(cfg: DictConfig, module, run_dir: str) -> str:
+    parts = [f"done: {module.name} at step {module.step}"]
+    ckpt_cb = (cfg.get("callbacks") or {}).get("checkpoint")
+    if ckpt_cb:
+        parts.append(f"checkpoint {os.path.join(os.path.abspath(ckpt_cb.dirpath), 'last.ckpt')}")
+    samples = (cfg.get("callbacks") or {}).get("samples")
+    if samples:
+        parts.append(f"samples {os.path.abspath(samples.dirpath)}")
+    metrics = os.path.join(run_dir, "metrics.csv")
+    if os.path.isfile(metrics):
+        parts.append(f"metrics {metrics}")
+    return "; ".join(parts)
 
 
 def finish_wandb(loggers: list) -> None:
     """Close this job's W&B run, so the next job of a multirun gets a run of its own."""
-    if any(type(lg).__name__ == "WandbLogger" for lg in loggers):
+    from gan_lab.loggers import is_wandb
+
+    if any(is_wandb(lg) for lg in loggers):
         import wandb
 
         if wandb.run is not None:
@@ -249,9 +260,11 @@ def finish_wandb(loggers: list) -> None:
 
 def log_checkpoint_artifact(cfg: DictConfig, loggers: list) -> None:
     """``logger.wandb.log_model=true``: the final ``last.ckpt`` as a W&B model artifact."""
+    from gan_lab.loggers import is_wandb
+
     ckpt_cb = (cfg.get("callbacks") or {}).get("checkpoint")
     for lg in loggers:
-        if type(lg).__name__ != "WandbLogger" or not getattr(lg, "_log_model", False) or not ckpt_cb:
+        if not is_wandb(lg) or not getattr(lg, "_log_model", False) or not ckpt_cb:
             continue
         path = os.path.join(ckpt_cb.dirpath, "last.ckpt")
         if os.path.isfile(path):
@@ -279,38 +292,116 @@ def optimized_value(cfg: DictConfig, last_logged: dict) -> float | None:
     return metrics[name]
 
 
-def run_cli(cfg: DictConfig) -> float | None:
-    """:func:`run` with every expected failure turned into one line on stderr and an exit code:
-    2 bad input or unwritable run directory, 3 NaN/Inf (divergence=stop), 130/143 SIGINT/SIGTERM."""
-    from gan_lab.callbacks.checkpoint import find_checkpoints
-    from gan_lab.models.base import NonFiniteError
+def remove_refused_run_dir(run_dir: str) -> None:
+    """A run refused before training leaves nothing behind: its run directory goes if this call
+    created it and it holds only what the refused start wrote (config, Hydra's files, the log)."""
+    if _RUN_DIR_PREEXISTED is not False:  # unknown (in-process call) or the user's own directory
+        return
+    if not os.path.isdir(run_dir):
+        return
+    if set(os.listdir(run_dir)) - {".hydra", "config.yaml", "train.log"}:
+        return
+    import logging
 
-    def fail(message: str, code: int):
-        print(f"gan_lab: error: {message}", file=sys.stderr, flush=True)
+    root = logging.getLogger()
+    for handler in list(root.handlers):  # release train.log before removing it
+        if isinstance(handler, logging.FileHandler) and handler.baseFilename.startswith(run_dir):
+            handler.close()
+            root.removeHandler(handler)
+    shutil.rmtree(run_dir, ignore_errors=True)
+    parent = os.path.dirname(run_dir)
+    outputs = os.path.dirname(parent)
+    try:  # outputs/<date>/ (and outputs/) when this was their only run
+        if os.path.basename(outputs) == "outputs" and not os.listdir(parent):
+            os.rmdir(parent)
+            if not os.listdir(outputs):
+                os.rmdir(outputs)
+    except OSError:
+        pass
+
+
+def run_cli(cfg: DictConfig) -> float | None:
+    """:func:`run` with every expected failure turned into one line on stderr (and train.log) and
+    an exit code: 2 bad input or unwritable run directory, 3 NaN/Inf (divergence=stop),
+    130/143 SIGINT/SIGTERM."""
+    run_dir = os.path.abspath(cfg.run_dir)
+    ensure_console()
+
+    def fail(message: str, code: int, refused: bool = False):
+        log.error(f"gan_lab: error: {message}")
+        if refused:
+            remove_refused_run_dir(run_dir)
         sys.exit(code)
 
     try:
         return optimized_value(cfg, run(cfg))
     except UserError as err:
-        fail(str(err), 2)
+        fail(str(err), 2, refused=True)
     except NonFiniteError as err:
-        ckpts = find_checkpoints(os.path.abspath(cfg.run_dir))
+        ckpts = ckpt_io.find_checkpoints(run_dir)
         kept = f"; last good checkpoint: {ckpts[0]}" if ckpts else "; no checkpoint was written yet"
         fail(f"{err}{kept}", 3)
     except RunStopped as err:
-        print(f"gan_lab: {err}", file=sys.stderr, flush=True)
+        log.warning(f"gan_lab: {err}")
         sys.exit(err.exit_code)
     except KeyboardInterrupt:
         fail("interrupted before training started; nothing to resume", 130)
     except OSError as err:
         if err.errno not in _DISK_ERRNOS:
             raise
-        fail(f"cannot write {err.filename or 'to the run directory'}: {err.strerror} (run directory {os.path.abspath(cfg.run_dir)})", 2)
+        fail(f"cannot write {err.filename or 'to the run directory'}: {err.strerror} (run directory {run_dir})", 2)
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
-def main(cfg: DictConfig) -> float | None:
+def hydra_main(cfg: DictConfig) -> float | None:
     return run_cli(cfg)
+
+
+# ---------------------------------------------------------------------------------------------
+# The command line before Hydra sees it
+# ---------------------------------------------------------------------------------------------
+
+
+def _key(override: str) -> str:
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def prepare_argv(argv: list[str]) -> list[str]:
+    """Two conveniences Hydra cannot express in config:
+
+    * ``run_dir=X`` also makes X Hydra's output directory, so no ``outputs/<date>/<time>/`` is
+      created beside it (and ``.hydra/`` and ``train.log`` land in X);
+    * ``resume=auto run_dir=X`` where X holds a previous run reuses that run's overrides
+      (``X/.hydra/overrides.yaml``), with this command line's overrides on top, so the printed
+      resume hint works as pasted.
+    """
+    global _RUN_DIR_PREEXISTED
+    if "-m" in argv or "--multirun" in argv:
+        return argv
+    flags = [a for a in argv if a.startswith("-")]
+    overrides = [a for a in argv if not a.startswith("-")]
+    keys = {_key(o): o for o in overrides if "=" in o}
+    run_dir = keys.get("run_dir", "").split("=", 1)[1] if "run_dir" in keys else None
+    if run_dir is None:
+        _RUN_DIR_PREEXISTED = False
+        return argv
+    _RUN_DIR_PREEXISTED = os.path.exists(run_dir)
+    if keys.get("resume", "").split("=", 1)[-1] == "auto":
+        saved = os.path.join(run_dir, ".hydra", "overrides.yaml")
+        if os.path.isfile(saved):
+            previous = [str(o) for o in OmegaConf.load(saved)]
+            ours = {_key(o) for o in overrides}
+            kept = [o for o in previous if _key(o) not in ours and not _key(o).startswith("hydra.")
+                    and _key(o) not in ("ckpt_path",)]
+            overrides = kept + overrides
+    if "hydra.run.dir" not in {_key(o) for o in overrides}:
+        overrides.append(f"hydra.run.dir={run_dir}")
+    return flags + overrides
+
+
+def main() -> None:
+    sys.argv = [sys.argv[0], *prepare_argv(sys.argv[1:])]
+    hydra_main()
 
 
 if __name__ == "__main__":

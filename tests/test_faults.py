@@ -45,14 +45,14 @@ def test_sigterm_writes_checkpoint_and_run_resumes(tmp_path):
     assert proc.returncode == 143, err[-2000:]
     assert "stopped by SIGTERM" in err and "resume=auto" in err and "Traceback" not in err
     saved = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
-    k = saved["gan_lab"]["g_step"]
+    k = saved["gan_lab"]["counters"]["step"]
     assert k >= 3
 
     # resumed in this process (a second interpreter start is slow): same overrides, resume=auto
     train(FAST + ["model=wgan_gp", "model.n_critic=3", "callbacks.checkpoint.every_n_steps=1000000",
                   "resume=auto", f"trainer.max_steps={k + 2}"], tmp_path)
     done = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
-    assert done["gan_lab"]["g_step"] == k + 2
+    assert done["gan_lab"]["counters"]["step"] == k + 2
     with open(metrics) as f:
         assert [int(row["step"]) for row in csv.DictReader(f)] == list(range(1, k + 3))
 
@@ -67,8 +67,8 @@ class PoisonBatch(L.Callback):
         self.d_step = d_step
 
     def on_train_batch_start(self, trainer, module, batch, batch_idx):
-        if module.d_step + 1 == self.d_step:
-            batch[0][0, 0] = float("nan")
+        if module.counters["d"] + 1 == self.d_step:
+            batch.x[0, 0] = float("nan")
 
 
 class PoisonWeights(L.Callback):
@@ -78,7 +78,7 @@ class PoisonWeights(L.Callback):
         self.g_step = g_step
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
-        if module.g_step == self.g_step and module.d_step % module.n_critic == 0:
+        if module.step == self.g_step and module.at_step_boundary():
             with torch.no_grad():
                 next(module.generator.parameters()).fill_(float("inf"))
 
@@ -91,10 +91,10 @@ def test_nan_loss_stops_with_one_line_and_keeps_last_good_checkpoint(tmp_path, c
     )
     assert code == 3
     assert len(lines) == 1
-    assert "diverged at step 5 (D update 5): d_loss is nan" in lines[0]
+    assert "diverged at step 5 (d update 5): d_loss is nan" in lines[0]
     assert "last good checkpoint" in lines[0]
     good = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
-    assert good["gan_lab"]["g_step"] == 4
+    assert good["gan_lab"]["counters"]["step"] == 4
     assert all(torch.isfinite(v).all() for v in good["state_dict"].values() if v.dtype.is_floating_point)
 
 
@@ -115,7 +115,7 @@ def test_divergence_skip_drops_the_bad_update_and_goes_on(tmp_path):
                         tmp_path)
     assert metrics["skipped_steps"] == 1
     saved = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
-    assert saved["gan_lab"]["g_step"] == 6 and saved["gan_lab"]["skipped_steps"] == 1
+    assert saved["gan_lab"]["counters"]["step"] == 6 and saved["gan_lab"]["skipped_steps"] == 1
     assert all(torch.isfinite(v).all() for v in saved["state_dict"].values() if v.dtype.is_floating_point)
 
 

@@ -2,7 +2,6 @@
 
 import importlib.util
 import os
-import time
 
 import numpy as np
 import pytest
@@ -152,7 +151,11 @@ def test_inception_path_matches_reference_torchscript_with_real_weights(fid_help
         b = ref(x).features
     assert a.shape == b.shape == (3, 2048)
     assert a.abs().mean() > 0.1  # real activations, not a dead network
-    assert torch.allclose(a, b, rtol=1e-3, atol=1e-3), float((a - b).abs().max())
+    # one float32 graph, two implementations: round-off only. Relative to each feature vector it grows
+    # like sqrt(layers * fan-in) * eps32 under the probabilistic rounding model: sqrt(94 * 4032) * 1.2e-7
+    # = 7e-5 (measured: 1.3e-7). Half an 8-bit level of input offset or scale gives ~1e-2.
+    rel = (a - b).norm(dim=1) / b.norm(dim=1)
+    assert (rel < 1e-4).all(), rel
     # and so the Fréchet distance between the two feature sets is ~0 relative to its scale
     cos = torch.nn.functional.cosine_similarity(a, b, dim=1)
     assert (cos > 0.99999).all()
@@ -187,22 +190,38 @@ def test_generic_torchscript_file_with_tuple_output(tmp_path):
 # ------------------------------------------------------------------------------------ domain classifier
 
 
-def test_domain_classifier_trains_caches_and_reloads(tmp_path):
+def test_domain_classifier_trains_caches_and_reloads(tmp_path, monkeypatch):
+    from gan_lab.metrics.domain import DomainClassifier
+
+    # images through the classifier's forward(), by mode: the training cost as a count, not a time
+    seen = {"train": 0, "eval": 0}
+    forward = DomainClassifier.forward
+
+    def counting_forward(self, inp):
+        seen["train" if self.training else "eval"] += inp.shape[0]
+        return forward(self, inp)
+
+    monkeypatch.setattr(DomainClassifier, "forward", counting_forward)
     x, y = _digits()
-    t0 = time.perf_counter()
     ex = DomainFeatureExtractor("digits", (x, y), cache_dir=str(tmp_path), epochs=5)
     assert not ex.info["cache_hit"]
+    # held-out accuracy over seeds 0-39 (the weights differ between machines, as between seeds):
+    # 0.933-0.994, median 0.961, on 180 images; 0.85 is far below, a broken training far below it
     assert ex.info["test_accuracy"] > 0.85, ex.info
+    # a fixed amount of work: 5 epochs over the 90 % training split, one pass over the held-out 10 %
+    n_train, n_test = ex.info["n_train"], ex.info["n_test"]
+    assert n_train + n_test == len(x) and n_test == round(0.1 * len(x))
+    assert seen == {"train": 5 * n_train, "eval": n_test}
     assert ex.num_features == 128 and ex.num_classes == 10 and ex.input_size == (8, 8)
     with torch.no_grad():
         out = ex(x[:5])
         up = ex(torch.nn.functional.interpolate(x[:5], size=16).expand(-1, 3, -1, -1))  # RGB 16x16 input
     assert out.features.shape == (5, 128) and out.logits.shape == (5, 10) and up.features.shape == (5, 128)
-    first = time.perf_counter() - t0
 
     calls = []
     again = DomainFeatureExtractor("digits", lambda: calls.append(1) or (x, y), cache_dir=str(tmp_path), epochs=5)
     assert again.info["cache_hit"] and calls == [1]
+    assert seen == {"train": 5 * n_train, "eval": n_test}  # loaded from the cache: no training at all
     assert again.cache_id() == ex.cache_id()
     # a different data name or setting is a different classifier
     other = DomainFeatureExtractor("digits_b", (x[:600], y[:600]), cache_dir=str(tmp_path), epochs=1)
@@ -211,7 +230,6 @@ def test_domain_classifier_trains_caches_and_reloads(tmp_path):
     ck = DomainFeatureExtractor(checkpoint=ex.info["cache_path"])
     with torch.no_grad():
         assert torch.allclose(ck(x[:5]).features, out.features)
-    assert first < 60
 
 
 def test_domain_needs_data_or_checkpoint(tmp_path):

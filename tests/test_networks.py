@@ -4,8 +4,21 @@ import pytest
 import torch
 from torch import nn
 
+from gan_lab.data import DataInfo
 from gan_lab.errors import UserError
-from gan_lab.networks import NetConfig, build_networks
+from gan_lab.networks import dcgan_pair, mlp_pair, resnet_pair
+
+PAIRS = {"mlp": mlp_pair, "dcgan": dcgan_pair, "resnet": resnet_pair}
+
+
+def info_of(shape, name="x"):
+    return DataInfo(name, "points" if len(shape) == 1 else "image", shape)
+
+
+def build(arch, shape, latent=8, **kw):
+    widths = {"mlp": {"width": kw.pop("width", 32)}}.get(arch, {"g_width": kw.pop("g_width", 16),
+                                                               "d_width": kw.pop("d_width", 16)})
+    return PAIRS[arch](info_of(shape), latent, **widths, **kw)
 
 
 @pytest.mark.parametrize(
@@ -15,39 +28,45 @@ from gan_lab.networks import NetConfig, build_networks
 )
 @pytest.mark.parametrize("pack", [1, 2])
 def test_shapes(arch, shape, pack):
-    kind = "vector" if len(shape) == 1 else "image"
     norm = "spectral" if arch == "resnet" else "batch"
-    net = NetConfig(arch=arch, g_width=16, d_width=16, mlp_width=32, d_norm=norm)
-    g, d = build_networks(net, 10, shape, kind, pack=pack)
+    g, d = build(arch, shape, 10, d_norm=norm, pack=pack)
     x = g(torch.randn(4, 10))
     assert x.shape == (4, *shape)
-    if kind == "image":
+    if len(shape) == 3:
         assert x.min() >= -1 and x.max() <= 1  # tanh output matches data in [-1, 1]
     packed = x.reshape(4 // pack, pack * shape[0], *shape[1:])
     assert d(packed).shape == (4 // pack,)
 
 
-def test_auto_arch_picks_mlp_for_vectors_and_dcgan_for_images():
-    g, _ = build_networks(NetConfig(), 8, (2,), "vector")
-    assert type(g).__name__ == "MLPGenerator"
-    g, _ = build_networks(NetConfig(g_width=8, d_width=8), 8, (1, 28, 28), "image")
-    assert type(g).__name__ == "DCGANGenerator"
+def test_auto_arch_picks_mlp_for_points_and_dcgan_for_images():
+    from gan_lab.networks import select_arch
+
+    assert select_arch("auto", info_of((2,)), PAIRS) == "mlp"
+    assert select_arch("auto", info_of((1, 28, 28)), PAIRS) == "dcgan"
+    with pytest.raises(UserError, match="unknown network arch 'vgg'"):
+        select_arch("vgg", info_of((2,)), PAIRS)
 
 
-@pytest.mark.parametrize("arch,shape", [("dcgan", (1, 8, 8)), ("dcgan", (3, 48, 48)), ("resnet", (1, 28, 28))])
+@pytest.mark.parametrize("size", [8, 14, 16, 28, 32, 56, 64, 128])
+def test_dcgan_takes_base_times_power_of_two_sizes(size):
+    g, d = build("dcgan", (1, size, size), g_width=4, d_width=4)
+    x = g(torch.randn(2, 8))
+    assert x.shape == (2, 1, size, size) and d(x).shape == (2,)
+
+
+@pytest.mark.parametrize("arch,shape", [("dcgan", (1, 10, 10)), ("dcgan", (3, 48, 48)), ("resnet", (1, 28, 28))])
 def test_unsupported_image_size_is_a_clear_error(arch, shape):
-    net = NetConfig(arch=arch, d_norm="spectral")
     with pytest.raises(UserError, match=r"data.source.image_size"):
-        build_networks(net, 8, shape, "image", data_name="x")
+        build(arch, shape, d_norm="spectral")
 
 
-def test_conv_arch_on_vector_data_is_a_clear_error():
+def test_conv_arch_on_point_data_is_a_clear_error():
     with pytest.raises(UserError, match="arch=mlp"):
-        build_networks(NetConfig(arch="dcgan"), 8, (2,), "vector", data_name="ring8")
+        dcgan_pair(info_of((2,), "ring8"), 8)
 
 
 def test_dcgan_structure():
-    g, d = build_networks(NetConfig(arch="dcgan", g_width=8, d_width=8), 16, (3, 32, 32), "image")
+    g, d = build("dcgan", (3, 32, 32), 16, g_width=8, d_width=8)
     # no pooling and no fully connected hidden layers; BN in G except at the output
     assert not any(isinstance(m, (nn.MaxPool2d, nn.AvgPool2d, nn.Linear)) for m in g.modules())
     assert isinstance(list(g.net)[-1], nn.Tanh) and isinstance(list(g.net)[-2], nn.ConvTranspose2d)
@@ -59,7 +78,7 @@ def test_dcgan_structure():
 
 def test_spectral_norm_bounds_the_largest_singular_value():
     torch.manual_seed(0)
-    _, d = build_networks(NetConfig(arch="dcgan", d_width=8, d_norm="spectral"), 8, (1, 28, 28), "image")
+    _, d = build("dcgan", (1, 28, 28), d_width=8, d_norm="spectral")
     d.train()
     for _ in range(30):  # power iterations converge during forward passes
         d(torch.randn(2, 1, 28, 28))
@@ -69,7 +88,7 @@ def test_spectral_norm_bounds_the_largest_singular_value():
 
 
 def test_projection_head_uses_labels():
-    _, d = build_networks(NetConfig(arch="mlp", mlp_width=16), 8, (2,), "vector", num_classes=3)
+    _, d = build("mlp", (2,), width=16, num_classes=3)
     x = torch.randn(5, 2)
     a = d(x, torch.zeros(5, dtype=torch.long))
     b = d(x, torch.full((5,), 2, dtype=torch.long))

@@ -2,6 +2,7 @@
 
 import os
 import warnings
+from functools import partial
 
 import pytest
 import torch
@@ -21,17 +22,18 @@ def test_bf16_mixed_on_cpu_with_full_precision_penalty(tmp_path):
 
 
 def test_penalty_runs_in_float32_under_autocast():
+    from gan_lab.data import Batch
     from gan_lab.data.sources import Ring8
-    from gan_lab.models import GANModule
+    from gan_lab.families import AdversarialGAN
+    from gan_lab.networks import mlp_pair
 
     _, info = Ring8(n_samples=64).load()
-    module = GANModule("wgan_gp", info, loss="wasserstein", net={"arch": "mlp", "mlp_width": 16},
-                       penalty={"name": "gp", "weight": 10.0})
+    module = AdversarialGAN("wgan_gp", info, loss="wasserstein", net={"arch": "mlp", "mlp": partial(mlp_pair, width=16)},
+                            penalty={"name": "gp", "weight": 10.0})
     dtypes = []
     module.discriminator.register_forward_hook(lambda m, i, o: dtypes.append(o.dtype))
-    real, fake = torch.randn(8, 2), torch.randn(8, 2)
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        _, logs = module.discriminator_loss(real, None, fake, None)
+        _, logs = module.discriminator_loss(Batch(torch.randn(8, 2)))
     assert dtypes == [torch.bfloat16, torch.bfloat16, torch.float32]  # D(real), D(fake), D(x_hat)
     assert logs["penalty"].dtype == torch.float32
 
@@ -63,7 +65,7 @@ def test_channels_last(tmp_path):
                      "channels_last=true"], tmp_path)
     assert finite(metrics)
     sd = torch.load(os.path.join(tmp_path, "checkpoints", "last.ckpt"), map_location="cpu", weights_only=False)["state_dict"]
-    conv = next(v for k, v in sd.items() if k.startswith("discriminator.") and v.dim() == 4 and v.shape[1] > 1)
+    conv = next(v for k, v in sd.items() if k.startswith("nets.discriminator.") and v.dim() == 4 and v.shape[1] > 1)
     assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
 
 

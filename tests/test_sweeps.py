@@ -8,7 +8,7 @@ import yaml
 from helpers import cli
 
 TINY_CLI = [
-    "model.net.g_width=8", "model.net.d_width=8", "model.net.mlp_width=32", "data.batch_size=16",
+    "model.net.dcgan.g_width=8", "model.net.dcgan.d_width=8", "model.net.mlp.width=32", "data.batch_size=16",
     "print_config=false", "callbacks=minimal", "data=ring8", "trainer.max_steps=2", "trainer.log_every_n_steps=1",
 ]
 

@@ -34,14 +34,14 @@ def test_every_model_trains(model, data, tmp_path):
     meta = ckpt["gan_lab"]
     n_critic = meta["config"]["model"]["n_critic"]
     # a step is one G update, whatever n_critic is
-    assert meta["g_step"] == 3 and meta["d_step"] == 3 * n_critic
+    assert meta["counters"]["step"] == 3 and meta["counters"]["d"] == 3 * n_critic
     assert [int(r["step"]) for r in read_csv(tmp_path)] == [1, 2, 3]
 
 
 def test_weight_clipping_keeps_critic_in_box(tmp_path):
     train(["model=wgan", "data=ring8", "trainer.max_steps=2", "model.clip_value=0.005"], tmp_path)
     sd = load_ckpt(tmp_path)["state_dict"]
-    d_weights = [v for k, v in sd.items() if k.startswith("discriminator.") and "running_" not in k and v.dtype.is_floating_point]
+    d_weights = [v for k, v in sd.items() if k.startswith("nets.discriminator.") and "running_" not in k and v.dtype.is_floating_point]
     assert max(float(w.abs().max()) for w in d_weights) <= 0.005 + 1e-9
 
 
@@ -62,8 +62,8 @@ def test_optimizer_switches_and_schedules(tmp_path):
 def test_ema_generator_tracks_generator(tmp_path):
     train(["model=sngan", "data=ring8", "trainer.max_steps=5", "model.ema.decay=0.5"], tmp_path)
     sd = load_ckpt(tmp_path)["state_dict"]
-    g = {k[len("generator."):]: v for k, v in sd.items() if k.startswith("generator.")}
-    e = {k[len("generator_ema."):]: v for k, v in sd.items() if k.startswith("generator_ema.")}
+    g = {k[len("nets.generator."):]: v for k, v in sd.items() if k.startswith("nets.generator.")}
+    e = {k[len("ema.generator."):]: v for k, v in sd.items() if k.startswith("ema.generator.")}
     assert g.keys() == e.keys()
     diffs = [float((g[k] - e[k]).abs().max()) for k in g if g[k].dtype.is_floating_point]
     assert max(diffs) > 0  # EMA lags behind G ...
@@ -73,7 +73,7 @@ def test_ema_generator_tracks_generator(tmp_path):
 def test_pack_builds_a_pacgan_discriminator(tmp_path):
     train(["model=gan", "data=ring8", "trainer.max_steps=2", "model.pack=4"], tmp_path)
     sd = load_ckpt(tmp_path)["state_dict"]
-    first = next(v for k, v in sd.items() if k.startswith("discriminator.") and k.endswith("weight"))
+    first = next(v for k, v in sd.items() if k.startswith("nets.discriminator.") and k.endswith("weight"))
     assert first.shape[1] == 2 * 4  # 4 two-dimensional samples per D input
 
 
@@ -87,13 +87,17 @@ def test_resume_continues_step_count_optimizer_and_ema(tmp_path):
         resumed,
     )
     ckpt_b = load_ckpt(resumed)
-    assert ckpt_b["gan_lab"]["g_step"] == 7
+    assert ckpt_b["gan_lab"]["counters"]["step"] == 7
     # Adam's step counter continued from 4 rather than restarting at 0
     step_b = next(iter(ckpt_b["optimizer_states"][0]["state"].values()))["step"]
     assert int(step_b) == 7
-    # the resumed run started from the saved EMA, not from a fresh copy of G
     assert [int(r["step"]) for r in read_csv(resumed)] == [5, 6, 7]
-    assert not torch.equal(ckpt_a["state_dict"]["fixed_z"], torch.zeros_like(ckpt_a["state_dict"]["fixed_z"]))
+    # the resumed run started from the saved EMA (not a fresh copy of G): it ends where an
+    # uninterrupted 7-step run ends, EMA included
+    train(["model=sngan", "data=ring8", "trainer.max_steps=7", "trainer.log_every_n_steps=1"], tmp_path / "c")
+    whole = load_ckpt(tmp_path / "c")["state_dict"]
+    assert ckpt_a["state_dict"].keys() == whole.keys()
+    assert all(torch.equal(whole[k], ckpt_b["state_dict"][k]) for k in whole if k.startswith("ema."))
 
 
 def test_resume_into_same_run_dir_keeps_history(tmp_path):

@@ -1,7 +1,8 @@
-"""Training callbacks: sample grids, atomic checkpoints and a progress bar counted in G steps."""
+"""Training callbacks: sample grids, atomic checkpoints, a progress bar counted in steps, and
+evaluation with the lab's metrics."""
 
 from gan_lab.callbacks.checkpoint import GANCheckpoint
 from gan_lab.callbacks.progress import StepProgress
-from gan_lab.callbacks.samples import SampleGrid, save_samples_figure
+from gan_lab.callbacks.samples import SampleGrid
 
-__all__ = ["GANCheckpoint", "SampleGrid", "StepProgress", "save_samples_figure"]
+__all__ = ["GANCheckpoint", "SampleGrid", "StepProgress"]

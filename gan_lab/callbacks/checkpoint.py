@@ -7,13 +7,13 @@ current batch, so the run can be resumed exactly (``resume=auto``), and the run 
 
 from __future__ import annotations
 
-import glob
 import os
 import signal
 import threading
 
 import lightning as L
 
+from gan_lab.checkpoint import find_checkpoints
 from gan_lab.errors import UserError
 
 
@@ -39,35 +39,28 @@ def atomic_save(trainer: L.Trainer, path: str) -> None:
     trainer.strategy.barrier("gan_lab.atomic_save")
 
 
-def find_checkpoints(run_dir: str) -> list[str]:
-    """Checkpoints of a run directory, newest first: ``checkpoints/*.ckpt`` and the
-    ``hpc_ckpt_*.ckpt`` that Lightning writes on SLURM's requeue signal. Ties (a periodic
-    checkpoint and ``last.ckpt`` written in the same second) go to ``last.ckpt``."""
-    paths = glob.glob(os.path.join(run_dir, "checkpoints", "*.ckpt"))
-    paths += glob.glob(os.path.join(run_dir, "hpc_ckpt_*.ckpt"))
-    return sorted(paths, key=lambda p: (os.path.getmtime(p), os.path.basename(p) == "last.ckpt"), reverse=True)
-
-
 class GANCheckpoint(L.Callback):
-    """``last.ckpt`` plus ``step_XXXXXXX.ckpt`` every ``every_n_steps`` generator steps, and
-    ``last.ckpt`` when the run is stopped by SIGTERM or SIGINT."""
+    """``last.ckpt`` plus ``step_XXXXXXX.ckpt`` every ``every_n_steps`` steps, and ``last.ckpt``
+    when the run is stopped by SIGTERM or SIGINT or ends. Every save happens after a whole batch:
+    what a checkpoint records is exactly what the next update would have seen."""
 
     def __init__(self, dirpath: str, every_n_steps: int = 1000, save_last: bool = True):
         self.dirpath = dirpath
         self.every_n_steps = every_n_steps
         self.save_last = save_last
-        self._last_saved: tuple[int, int] | None = None
+        self._last_saved: int | None = None
         self.stopped_by: str | None = None  # "SIGTERM" / "SIGINT" once a stop was handled
         self._sigint = False
         self._old_sigint = None
 
     def save(self, trainer: L.Trainer, module, periodic: bool) -> None:
-        key = (module.g_step, module.d_step)
+        key = module.counters["tick"]  # batches trained: one state per value
         if key == self._last_saved:
             return
+        module.check_weights()  # never write NaN/Inf weights over a good checkpoint
         self._last_saved = key
         if periodic:
-            atomic_save(trainer, os.path.join(self.dirpath, f"step_{module.g_step:07d}.ckpt"))
+            atomic_save(trainer, os.path.join(self.dirpath, f"step_{module.step:07d}.ckpt"))
         if self.save_last:
             atomic_save(trainer, os.path.join(self.dirpath, "last.ckpt"))
 
@@ -92,8 +85,8 @@ class GANCheckpoint(L.Callback):
     # ------------------------------------------------------------------ saving
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
-        step = module.g_step
-        if step and self.every_n_steps and step % self.every_n_steps == 0 and module.d_step % module.n_critic == 0:
+        step = module.step
+        if step and self.every_n_steps and step % self.every_n_steps == 0 and module.at_step_boundary():
             self.save(trainer, module, periodic=True)
         stop = "SIGTERM" if trainer.received_sigterm else "SIGINT" if self._sigint else None
         if stop and self.stopped_by is None:

@@ -18,9 +18,9 @@ class StepProgress(L.Callback):
     def on_train_start(self, trainer, module):
         from tqdm.auto import tqdm
 
-        self._shown = module.g_step
+        self._shown = module.step
         self._bar = tqdm(
-            total=module.max_steps, initial=module.g_step, desc=f"{module.name} steps",
+            total=module.max_steps, initial=module.step, desc=f"{module.name} steps",
             dynamic_ncols=True, file=sys.stderr,
         )
 
@@ -28,22 +28,22 @@ class StepProgress(L.Callback):
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
         if self._bar is None:
             return
-        done = module.g_step - self._shown
-        if done >= self.refresh_every or module.g_step >= module.max_steps:
+        done = module.step - self._shown
+        if done >= self.refresh_every or module.step >= module.max_steps:
             keys = ("d_loss", "g_loss", "wasserstein")
             self._bar.set_postfix(
                 {k: f"{module.last_metrics[k]:.3f}" for k in keys if k in module.last_metrics},
                 refresh=False,  # update() below redraws once
             )
             self._bar.update(done)
-            self._shown = module.g_step
-            if module.g_step >= module.max_steps:  # finished: end the line before end-of-run output
+            self._shown = module.step
+            if module.step >= module.max_steps:  # finished: end the line before end-of-run output
                 self._bar.close()
                 self._bar = None
 
     @rank_zero_only
     def on_train_end(self, trainer, module):
         if self._bar is not None:
-            self._bar.update(module.g_step - self._shown)
+            self._bar.update(module.step - self._shown)
             self._bar.close()
             self._bar = None

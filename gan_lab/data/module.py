@@ -54,16 +54,20 @@ def take(dataset: Dataset, index: Tensor) -> Batch:
     return wrapped.__getitems__(index.tolist()).batch
 
 
-class _Unlabelled:
-    """Collate, then drop ``y`` for data sets without labels (their items carry a dummy 0)."""
+class _Finish:
+    """Collate, drop ``y`` for data sets without labels (their items carry a dummy 0) and mark
+    the labelled subset of a semi-supervised split (``Batch.labeled``)."""
 
-    def __init__(self, has_labels: bool) -> None:
+    def __init__(self, has_labels: bool, labeled: Tensor | None = None) -> None:
         self.has_labels = has_labels
+        self.labeled = labeled
 
     def __call__(self, items: Any) -> Batch:
         batch = collate(items)
         if not self.has_labels:
             batch.y = None
+        if self.labeled is not None:
+            batch.labeled = self.labeled[batch.index]
         return batch
 
 
@@ -87,13 +91,17 @@ class GANDataModule(lightning.LightningDataModule):
         batch_size: samples per batch; incomplete last batches are dropped.
         num_workers: ``DataLoader`` worker processes (0 loads in the main process).
         seed: seeds the shuffle order, so the same seed gives the same batches.
+        labeled_per_class: for semi-supervised models: keep the labels of this many training
+            samples of every class (a fixed draw with ``labeled_seed``, the same on every process)
+            and mark them in ``Batch.labeled``; ``None``: every label may be used.
 
     The order is resumable: :meth:`state_dict` (saved in every checkpoint by Lightning) holds
     the number of batches the training loop has taken, and a resumed run continues the same
     order from the next batch, mid-epoch included (see :class:`ResumableSampler`).
     """
 
-    def __init__(self, source: Any, batch_size: int = 64, num_workers: int = 0, seed: int = 0) -> None:
+    def __init__(self, source: Any, batch_size: int = 64, num_workers: int = 0, seed: int = 0,
+                 labeled_per_class: int | None = None, labeled_seed: int = 0) -> None:
         super().__init__()
         if not callable(getattr(source, "load", None)):
             raise UserError(
@@ -110,6 +118,11 @@ class GANDataModule(lightning.LightningDataModule):
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.seed = seed
+        if labeled_per_class is not None and (isinstance(labeled_per_class, bool) or not isinstance(labeled_per_class, int)
+                                              or labeled_per_class < 1):
+            raise UserError(f"data.labeled_per_class must be a positive integer or null, got {labeled_per_class!r}")
+        self.labeled_per_class, self.labeled_seed = labeled_per_class, labeled_seed
+        self._labeled_mask: Tensor | None = None
         self._loaded: dict[str, tuple[Dataset, DataInfo]] = {}
         self._batches_seen = 0  # training batches taken by the loop; restored on resume
 
@@ -141,6 +154,21 @@ class GANDataModule(lightning.LightningDataModule):
         return self._load(split)[0]
 
     @property
+    def labeled_mask(self) -> Tensor | None:
+        """The semi-supervised labelled subset of the training split (``None`` without
+        ``labeled_per_class``): a bool mask over the training set, fixed by ``labeled_seed``."""
+        if self.labeled_per_class is None:
+            return None
+        if self._labeled_mask is None:
+            from gan_lab.data.labels import labeled_subset
+
+            if self.info.num_classes == 0:
+                raise UserError(f"data.labeled_per_class needs labels, but data {self.info.name} has none")
+            _, y = self.labelled_tensors()
+            self._labeled_mask = labeled_subset(y, self.labeled_per_class, self.labeled_seed, self.info.num_classes)
+        return self._labeled_mask
+
+    @property
     def splits(self) -> tuple[str, ...]:
         return tuple(getattr(self.source, "splits", ("train",)))
 
@@ -152,6 +180,7 @@ class GANDataModule(lightning.LightningDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         self._load()
+        self.labeled_mask  # noqa: B018 - a labelled subset that cannot be drawn fails here, before training
 
     # ------------------------------------------------------------------ batches
     def train_dataloader(self) -> DataLoader:
@@ -179,7 +208,7 @@ class GANDataModule(lightning.LightningDataModule):
             sampler=sampler,
             drop_last=True,
             num_workers=self.num_workers,
-            collate_fn=_Unlabelled(self.info.num_classes > 0),
+            collate_fn=_Finish(self.info.num_classes > 0, self.labeled_mask),
             generator=generator,
             persistent_workers=self.num_workers > 0,
         )

@@ -119,6 +119,7 @@ def train_domain_classifier(
     max_shift: int | None = None,
     seed: int = 0,
     device: str | torch.device = "cpu",
+    progress: bool = True,
 ) -> tuple[DomainClassifier, dict[str, Any]]:
     """Train a :class:`DomainClassifier` on ``x`` (N, C, H, W) in [-1, 1] with labels ``y``.
 
@@ -145,20 +146,13 @@ def train_domain_classifier(
         h, w = x.shape[-2:]
         if max_shift is None:
             max_shift = max(0, round(min(h, w) / 14))
-        for _ in range(epochs):
-            model.train()
-            order = train_idx[torch.randperm(len(train_idx), generator=gen)]
-            for lo in range(0, len(order), batch_size):
-                idx = order[lo : lo + batch_size]
-                xb, yb = x[idx].to(device), y[idx].to(device)
-                if max_shift > 0:
-                    dy, dx = torch.randint(0, 2 * max_shift + 1, (2,), generator=gen).tolist()
-                    xb = F.pad(xb, (max_shift,) * 4, mode="replicate")[:, :, dy : dy + h, dx : dx + w]
-                loss = F.cross_entropy(model(xb), yb)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
+        from gan_lab.progress import bar
+
+        with bar(epochs * len(train_idx), "domain classifier", enabled=progress) as shown:
+            for _ in range(epochs):
+                model.train()
+                order = train_idx[torch.randperm(len(train_idx), generator=gen)]
+                _train_epoch(model, opt, sched, x, y, order, batch_size, max_shift, gen, device, shown)
     model.eval()
     train_seconds = time.perf_counter() - t0
     acc = float("nan")
@@ -176,6 +170,23 @@ def train_domain_classifier(
         "n_test": int(n_test),
     }
     return model, info
+
+
+def _train_epoch(model, opt, sched, x, y, order, batch_size, max_shift, gen, device, shown) -> None:
+    """One epoch over ``order`` with a random shift of up to ``max_shift`` pixels per batch."""
+    h, w = x.shape[-2:]
+    for lo in range(0, len(order), batch_size):
+        idx = order[lo : lo + batch_size]
+        xb, yb = x[idx].to(device), y[idx].to(device)
+        if max_shift > 0:
+            dy, dx = torch.randint(0, 2 * max_shift + 1, (2,), generator=gen).tolist()
+            xb = F.pad(xb, (max_shift,) * 4, mode="replicate")[:, :, dy : dy + h, dx : dx + w]
+        loss = F.cross_entropy(model(xb), yb)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        shown.update(len(idx))
 
 
 def domain_key(data_name: str, x: Tensor, y: Tensor, num_classes: int, hparams: dict[str, Any]) -> dict[str, Any]:
@@ -229,6 +240,8 @@ def load_or_train(
             model = build_from_checkpoint(ckpt).to(device)
             info = dict(ckpt["info"], key=key, cache_path=path, cache_hit=True)
             return model, info
+    log.info("training the domain classifier for %s on %d images (first use; cached in %s)", data_name,
+             x.shape[0], os.fspath(cache_dir))
     model, info = train_domain_classifier(x, y, num_classes=num_classes, device=device, **hp)
     log.info("domain classifier for %s trained in %.1fs, held-out accuracy %.4f", data_name,
              info["train_seconds"], info["test_accuracy"])

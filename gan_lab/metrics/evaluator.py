@@ -6,11 +6,14 @@ The training callback and the ``evaluate`` command both build an :class:`Evaluat
 1. gets the real features: from memory (second call on), from the disk cache
    (:mod:`gan_lab.metrics.stats_cache`), or by extracting ``num_real`` images from
    ``real_batches()`` (cache miss only) and writing the cache;
-2. generates ``num_samples`` images with ``sample_fn`` in batches of ``batch_size`` — under
+2. generates ``num_samples`` samples with ``sample_fn`` in batches of ``batch_size`` — under
    ``torch.distributed`` each rank generates its contiguous share — and extracts their features
    once, feeding the same tensors to every requested metric;
-3. computes the torchmetrics metrics collectively (states are gathered across ranks in rank
-   order), so every rank returns the same dict, equal to a one-process run on the same samples.
+3. computes the metrics collectively (states are gathered across ranks in rank order), so every
+   rank returns the same dict, equal to a one-process run on the same samples.
+
+The metrics are whatever is registered (:mod:`gan_lab.metrics.registry`); the evaluator only
+provides what they declare they need, with no per-metric cases.
 
 Under DDP, real features are extracted (on a miss) or loaded by rank 0 only and broadcast; each
 rank feeds its contiguous shard of them to the metrics, so the synchronised state holds every real
@@ -29,27 +32,20 @@ import torch.distributed as dist
 from torch import Tensor
 
 from gan_lab.errors import UserError
-from gan_lab.metrics.diagnostics import ClassDiagnostics, ModeCoverage
+from gan_lab.metrics.cache import CACHE_FORMAT_VERSION, RealStatsCache, plain
 from gan_lab.metrics.features import FeatureExtractor, build_feature_extractor
-from gan_lab.metrics.metrics import FID, KID, InceptionScoreMetric, PrecisionRecall
-from gan_lab.metrics.stats_cache import CACHE_FORMAT_VERSION, RealStatsCache, plain
+from gan_lab.metrics.registry import METRICS, EvalContext, FakeBatch, canonical, ensure_registered
+from gan_lab.progress import bar
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Evaluator", "METRIC_NAMES", "shard_bounds"]
+__all__ = ["Evaluator", "metric_names", "parse_metrics", "shard_bounds"]
 
-#: Metric names accepted in ``metrics`` and the result keys each one produces.
-METRIC_NAMES: dict[str, tuple[str, ...]] = {
-    "fid": ("fid",),
-    "is": ("is_mean", "is_std"),
-    "kid": ("kid_mean", "kid_std"),
-    "pr": ("precision", "recall"),
-    "class": ("quality", "diversity", "classes_covered", "class_kl"),
-    "modes": ("modes_captured", "high_quality_frac", "mode_kl"),
-}
-_ALIASES = {"inception_score": "is", "precision_recall": "pr", "prc": "pr", "class_diagnostics": "class",
-            "mode_stats": "modes", "isc": "is"}
-_USES_REAL = ("fid", "kid", "pr")
+
+def metric_names() -> dict[str, tuple[str, ...]]:
+    """Registered metric names and the result keys each produces."""
+    ensure_registered()
+    return {name: spec.keys for name, spec in METRICS.items()}
 
 
 def shard_bounds(n: int, world_size: int, rank: int) -> tuple[int, int]:
@@ -65,7 +61,8 @@ def _dist_info() -> tuple[int, int]:
     return 0, 1
 
 
-def _parse_metrics(metrics: Any) -> dict[str, dict[str, Any]]:
+def parse_metrics(metrics: Any) -> dict[str, dict[str, Any]]:
+    """``metrics`` as ``{registered name: options}`` from a list, a comma string or a mapping."""
     metrics = plain(metrics) if metrics is not None else ["fid"]
     if isinstance(metrics, str):
         metrics = [m.strip() for m in metrics.split(",") if m.strip()]
@@ -73,13 +70,7 @@ def _parse_metrics(metrics: Any) -> dict[str, dict[str, Any]]:
         items = [(k, dict(v or {})) for k, v in metrics.items()]
     else:
         items = [(m, {}) for m in metrics]
-    out: dict[str, dict[str, Any]] = {}
-    for name, opts in items:
-        key = _ALIASES.get(str(name).lower(), str(name).lower())
-        if key not in METRIC_NAMES:
-            raise UserError(f"unknown metric {name!r}; choose from {', '.join(METRIC_NAMES)}")
-        out[key] = opts
-    return out
+    return {canonical(name): opts for name, opts in items}
 
 
 class Evaluator:
@@ -102,7 +93,12 @@ class Evaluator:
         num_real: real images to use (default ``num_samples``).
         device: where features are extracted and metric states live (default: the extractor's).
         labeled_data: ``(x, y)`` or a callable returning it, for ``feature=domain``.
-        seed: seed of KID's subset sampling.
+        seed: seed of KID's subset sampling (and of any metric's own randomness).
+        context: what metrics may read besides features: ``info`` (the DataInfo), ``data``
+            (the data module, for metrics that read a held-out split).
+        keys: the setting names to use in error messages (``num_samples`` →
+            ``eval.num_samples`` in training, ``n`` in the evaluate command).
+        progress: show progress bars (images/s) for extraction and generation.
     """
 
     def __init__(
@@ -119,25 +115,32 @@ class Evaluator:
         labeled_data: Any = None,
         class_diagnostics: bool | None = None,
         seed: int = 0,
+        context: Mapping[str, Any] | None = None,
+        keys: Mapping[str, str] | None = None,
+        progress: bool = False,
     ):
-        self.metrics = _parse_metrics(metrics)
-        if num_samples < 2:
-            raise UserError(f"num_samples must be at least 2, got {num_samples}")
+        self.metrics = parse_metrics(metrics)
+        self.keys = {"num_samples": "num_samples", "num_real": "num_real", **(keys or {})}
+        if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 2:
+            raise UserError(f"{self.keys['num_samples']} must be an integer of at least 2, got {num_samples!r}")
+        if num_real is not None and (isinstance(num_real, bool) or not isinstance(num_real, int) or num_real < 2):
+            raise UserError(f"{self.keys['num_real']} must be an integer of at least 2 (or null), got {num_real!r}")
         self.num_samples = int(num_samples)
         self.batch_size = int(batch_size)
         self.num_real = int(num_real or num_samples)
         self.real_key = None if real_key is None else plain(real_key)
         self.cache = RealStatsCache(cache_dir if real_key is not None else None)
         self.seed = seed
+        self.context = dict(context or {})
+        self.progress = progress
         self.extractor: FeatureExtractor | None = None
-        image_metrics = [m for m in self.metrics if m != "modes"]
-        if "modes" in self.metrics and image_metrics:
-            raise UserError(f"metric 'modes' is for 2-D point data; it cannot be combined with {image_metrics}")
-        if "modes" in self.metrics:
-            opts = self.metrics["modes"]
-            if opts.get("modes") is None or opts.get("std") is None:
-                raise UserError("metric 'modes' needs the mixture's means and std: metrics.modes.modes=[[x, y], ...] metrics.modes.std=...")
-        if image_metrics or class_diagnostics:
+        needs = self.needs()
+        if "samples" in needs and needs & {"features", "logits"}:
+            point_metrics = [m for m in self.metrics if "samples" in METRICS[m].needs and "points" in METRICS[m].modalities]
+            if point_metrics:
+                others = [m for m in self.metrics if m not in point_metrics]
+                raise UserError(f"metric {point_metrics[0]!r} is for 2-D point data; it cannot be combined with {others}")
+        if needs & {"features", "logits", "real"} or class_diagnostics:
             data_name = (self.real_key or {}).get("name") if isinstance(self.real_key, dict) else None
             self.extractor = build_feature_extractor(
                 feature if feature is not None else "domain", labeled_data=labeled_data, data_name=data_name, device=device
@@ -149,10 +152,10 @@ class Evaluator:
             else:
                 self.metrics.pop("class", None)
             if self.extractor.num_classes is None:
-                for needs_logits in ("is", "class"):
-                    if needs_logits in self.metrics:
+                for name in self.metrics:
+                    if "logits" in METRICS[name].needs:
                         raise UserError(
-                            f"metric '{needs_logits}' needs class logits but feature extractor "
+                            f"metric '{name}' needs class logits but feature extractor "
                             f"'{self.extractor.name}' has none; use feature=inception or feature=domain"
                         )
         self.device = torch.device(device) if device is not None else (
@@ -160,14 +163,19 @@ class Evaluator:
         )
         self._real: dict[str, Any] | None = None
         self._ranks_checked = False
+        self._warned: set[str] = set()
         self.extractor_calls = 0  # batches pushed through the extractor (real + fake)
         self.last_timing: dict[str, float] = {}
+
+    def needs(self) -> set[str]:
+        """What the selected metrics need, together."""
+        return set().union(*(METRICS[m].needs for m in self.metrics)) if self.metrics else set()
 
     # ------------------------------------------------------------------------------------------
 
     @property
     def needs_real(self) -> bool:
-        return any(m in self.metrics for m in _USES_REAL) or "class" in self.metrics
+        return "real" in self.needs()
 
     def cache_key(self) -> dict[str, Any]:
         assert self.extractor is not None
@@ -178,12 +186,13 @@ class Evaluator:
             "extractor": self.extractor.cache_id(),
         })
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def extract(self, images: Tensor) -> tuple[Tensor, Tensor | None]:
-        """Features (and logits) of a [-1, 1] image batch, in chunks of ``batch_size``."""
+        """Features (and logits) of a [-1, 1] image batch, in chunks of ``batch_size`` (at most
+        the extractor's ``max_batch``)."""
         assert self.extractor is not None
         feats, logits = [], []
-        for chunk in images.split(self.batch_size):
+        for chunk in images.split(min(self.batch_size, self.extractor.max_batch)):
             out = self.extractor(chunk.to(self.device, torch.float32).clamp(-1, 1))
             self.extractor_calls += 1
             feats.append(out.features.float())
@@ -197,42 +206,44 @@ class Evaluator:
         if real_batches is None:
             raise UserError("real-data statistics are not cached for this data/extractor and no real data was given")
         assert self.extractor is not None
-        feats, hist, count = [], None, 0
+        feats, labels, hist, count = [], [], None, 0
         k = self.extractor.num_classes
         if k is not None:
             hist = torch.zeros(k, dtype=torch.float64)
-        for batch in real_batches():
-            if isinstance(batch, (list, tuple)):
-                batch = batch[0]
-            elif isinstance(batch, Mapping):
-                batch = batch.get("image", batch.get("x"))
-            if not isinstance(batch, Tensor) or batch.ndim != 4:
-                raise UserError(f"real_batches() must yield (B, C, H, W) image tensors, got {type(batch).__name__}")
-            lo, hi = float(batch.min()), float(batch.max())
-            if lo < -1.05 or hi > 1.05:
-                raise UserError(f"real images must be scaled to [-1, 1], got values in [{lo:.3g}, {hi:.3g}]")
-            batch = batch[: self.num_real - count]
-            f, lg = self.extract(batch)
-            feats.append(f.cpu())
-            if hist is not None and lg is not None:
-                hist += torch.bincount(lg.argmax(1).cpu(), minlength=k).double()
-            count += batch.shape[0]
-            if count >= self.num_real:
-                break
+        with bar(self.num_real, "real features", enabled=self.progress) as progress:
+            for batch in real_batches():
+                x, y = _images_and_labels(batch)
+                lo, hi = float(x.min()), float(x.max())
+                if lo < -1.05 or hi > 1.05:
+                    raise UserError(f"real images must be scaled to [-1, 1], got values in [{lo:.3g}, {hi:.3g}]")
+                x = x[: self.num_real - count]
+                f, lg = self.extract(x)
+                feats.append(f.cpu())
+                if y is not None:
+                    labels.append(y[: x.shape[0]].long().cpu())
+                if hist is not None and lg is not None:
+                    hist += torch.bincount(lg.argmax(1).cpu(), minlength=k).double()
+                count += x.shape[0]
+                progress.update(x.shape[0])
+                if count >= self.num_real:
+                    break
         if count < 2:
             raise UserError("real_batches() yielded fewer than 2 images")
         if count < self.num_real:
             warnings.warn(f"only {count} real images available, fewer than num_real={self.num_real}; using them all")
-        return {"features": torch.cat(feats), "class_hist": hist}
+        all_labels = torch.cat(labels) if labels and sum(len(t) for t in labels) == count else None
+        return {"features": torch.cat(feats), "class_hist": hist, "labels": all_labels}
 
     def _rank0_real(self, real_batches) -> dict[str, Any]:
         key = self.cache_key()
         payload = self.cache.load(key)
         if payload is not None:
             log.info("real statistics: cache hit %s", self.cache.path(key))
-            return {"features": payload["features"], "class_hist": payload["class_hist"], "cache_hit": True}
+            return {"features": payload["features"], "class_hist": payload["class_hist"],
+                    "labels": payload.get("labels"), "cache_hit": True}
         real = self._extract_real(real_batches)
-        path = self.cache.save(key, real["features"], real["class_hist"], num_images=int(real["features"].shape[0]))
+        path = self.cache.save(key, real["features"], real["class_hist"], labels=real["labels"],
+                               num_images=int(real["features"].shape[0]))
         if path:
             log.info("real statistics: wrote %s", path)
         return dict(real, cache_hit=False)
@@ -252,7 +263,7 @@ class Evaluator:
                 real = self._rank0_real(real_batches)
                 hist = real["class_hist"]
                 meta = [{"shape": tuple(real["features"].shape), "hist": None if hist is None else hist.numel(),
-                         "cache_hit": real["cache_hit"]}]
+                         "labels": real.get("labels") is not None, "cache_hit": real["cache_hit"]}]
             except Exception as err:
                 meta = [{"error": f"{type(err).__name__}: {err}"}]
                 dist.broadcast_object_list(meta, src=0)
@@ -269,14 +280,19 @@ class Evaluator:
             hist = real["class_hist"].to(comm) if rank == 0 else torch.empty(info["hist"], dtype=torch.float64, device=comm)
             dist.broadcast(hist, src=0)
             hist = hist.cpu()
-        self._real = {"features": feats.cpu(), "class_hist": hist, "cache_hit": info["cache_hit"]}
+        labels = None
+        if info["labels"]:
+            labels = real["labels"].to(comm) if rank == 0 else torch.empty(info["shape"][0], dtype=torch.int64, device=comm)
+            dist.broadcast(labels, src=0)
+            labels = labels.cpu()
+        self._real = {"features": feats.cpu(), "class_hist": hist, "labels": labels, "cache_hit": info["cache_hit"]}
         return self._real
 
     # ------------------------------------------------------------------------------------------
 
     def _check_same_extractor(self, world: int) -> None:
         """All ranks must extract with identical networks, or real (rank 0) and fake features disagree."""
-        from gan_lab.metrics.stats_cache import key_digest
+        from gan_lab.metrics.cache import key_digest
 
         mine = key_digest(self.extractor.cache_id())
         every: list[Any] = [None] * world
@@ -288,96 +304,98 @@ class Evaluator:
             )
         self._ranks_checked = True
 
-    def _make_metrics(self, class_hist: Tensor | None) -> dict[str, Any]:
-        made: dict[str, Any] = {}
-        ex = self.extractor
-        for name, opts in self.metrics.items():
-            if name == "fid":
-                made[name] = FID(ex.num_features, **opts)
-            elif name == "is":
-                made[name] = InceptionScoreMetric(ex.num_classes, **opts)
-            elif name == "kid":
-                made[name] = KID(ex.num_features, **{"seed": self.seed, **opts})
-            elif name == "pr":
-                made[name] = PrecisionRecall(**opts)
-            elif name == "class":
-                made[name] = ClassDiagnostics(ex.num_classes, class_hist, **opts)
-            elif name == "modes":
-                made[name] = ModeCoverage(**opts)
-        return {k: m.to(self.device) for k, m in made.items()}
+    def _build_metrics(self, real: dict[str, Any] | None) -> dict[str, Any]:
+        ctx = EvalContext(extractor=self.extractor, real=real, device=self.device, seed=self.seed,
+                          info=self.context.get("info"), data=self.context.get("data"))
+        return {name: METRICS[name].factory(ctx, **opts) for name, opts in self.metrics.items()}
 
     def evaluate(
         self,
-        sample_fn: Callable[[int], Tensor],
-        real_batches: Callable[[], Iterable[Tensor]] | None = None,
+        sample_fn: Callable[[int], Any],
+        real_batches: Callable[[], Iterable[Any]] | None = None,
     ) -> dict[str, float]:
         """Generate ``num_samples`` (this rank's share of them) with ``sample_fn(n)`` and score them.
 
-        ``sample_fn(n)`` returns ``n`` images (B, C, H, W) in [-1, 1] (or (n, D) points for
-        ``modes``). ``real_batches()`` yields real image batches in [-1, 1] — (B, C, H, W)
-        tensors or ``(images, labels)`` pairs — and is consumed only on a cache miss (on rank 0).
+        ``sample_fn(n)`` returns ``n`` samples: a tensor (images (B, C, H, W) in [-1, 1], (n, D)
+        points, ...) or a :class:`~gan_lab.data.batch.Batch` (with ``y``, the labels they were
+        generated for). ``real_batches()`` yields real batches in [-1, 1] — tensors, ``(images,
+        labels)`` pairs or Batches — and is consumed only on a cache miss (on rank 0).
         """
         rank, world = _dist_info()
         if self.num_samples < world:
-            raise UserError(f"num_samples={self.num_samples} is smaller than the number of processes ({world})")
+            raise UserError(f"{self.keys['num_samples']}={self.num_samples} is smaller than the number of processes ({world})")
         if world > 1 and self.extractor is not None and not self._ranks_checked:
             self._check_same_extractor(world)
+        needs = self.needs()
         t0 = time.perf_counter()
-        real = self._real_features(real_batches) if self.extractor is not None and self.needs_real else None
+        real = self._real_features(real_batches) if self.extractor is not None and "real" in needs else None
         t_real = time.perf_counter() - t0
-        metrics = self._make_metrics(real["class_hist"] if real else None)
+        metrics = self._build_metrics(real)
 
         if real is not None:
             if real["features"].shape[0] < world:
                 raise UserError(f"only {real['features'].shape[0]} real images for {world} processes")
             lo, hi = shard_bounds(real["features"].shape[0], world, rank)
             shard = real["features"][lo:hi].to(self.device)
-            for name in _USES_REAL:
-                if name in metrics:
-                    metrics[name].update(shard, real=True)
+            labels = None if real.get("labels") is None else real["labels"][lo:hi].to(self.device)
+            for name, metric in metrics.items():
+                if "real" in METRICS[name].needs:
+                    metric.update_real(shard, labels)
 
         t1 = time.perf_counter()
         lo, hi = shard_bounds(self.num_samples, world, rank)
         share, produced = hi - lo, 0
-        while produced < share:
-            n = min(self.batch_size, share - produced)
-            with torch.no_grad():
-                x = sample_fn(n)
-            if not isinstance(x, Tensor) or x.shape[0] != n:
-                raise RuntimeError(f"sample_fn({n}) must return a tensor with {n} samples, got "
-                                   f"{tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__}")
-            produced += n
-            if "modes" in metrics:
-                metrics["modes"].update(x.detach().to(self.device).double())
-                continue
-            feats, logits = self.extract(x.detach())
-            for name in _USES_REAL:
-                if name in metrics:
-                    metrics[name].update(feats, real=False)
-            if "is" in metrics:
-                metrics["is"].update(logits)
-            if "class" in metrics:
-                metrics["class"].update(logits)
+        extract = bool(needs & {"features", "logits"})
+        with bar(share, "generated samples", unit="sample", enabled=self.progress) as progress:
+            while produced < share:
+                n = min(self.batch_size, share - produced)
+                with torch.no_grad():
+                    out = sample_fn(n)
+                batch = out if not isinstance(out, Tensor) else None
+                x = out if isinstance(out, Tensor) else out.x
+                if not isinstance(x, Tensor) or x.shape[0] != n:
+                    raise RuntimeError(f"sample_fn({n}) must return {n} samples, got "
+                                       f"{tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__}")
+                produced += n
+                fake = FakeBatch(x.detach(), None if batch is None else batch.y, batch=batch)
+                if extract:
+                    fake.features, fake.logits = self.extract(fake.x)
+                for metric in metrics.values():
+                    metric.update(fake)
+                progress.update(n)
         t2 = time.perf_counter()
 
         # every rank computes every metric (collective gathers inside torchmetrics)
         out: dict[str, float] = {}
-        for name, metric in metrics.items():
-            value = metric.compute()
-            if name == "fid":
-                out["fid"] = float(value)
-            elif name in ("is", "kid", "pr"):
-                a, b = METRIC_NAMES[name]
-                out[a], out[b] = float(value[0]), float(value[1])
-            elif name == "class":
-                out.update(quality=float(value["quality"]), diversity=float(value["diversity"]),
-                           classes_covered=float(value["classes_covered"]), class_kl=float(value["kl"]))
-            elif name == "modes":
-                out.update(modes_captured=float(value["modes_captured"]),
-                           high_quality_frac=float(value["high_quality_frac"]), mode_kl=float(value["kl"]))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            for metric in metrics.values():
+                out.update(metric.compute())
+        for w in caught:  # e.g. KID lowering its subset size: said once per evaluator, not every time
+            message = str(w.message)
+            if message not in self._warned:
+                self._warned.add(message)
+                warnings.warn(message, w.category, stacklevel=2)
         self.last_timing = {"real_s": t_real, "fake_s": t2 - t1, "compute_s": time.perf_counter() - t2,
                             "real_cache_hit": float(bool(real and real.get("cache_hit")))}
         return out
+
+
+def _images_and_labels(batch: Any) -> tuple[Tensor, Tensor | None]:
+    """(images, labels or None) of a real batch in any of the accepted forms."""
+    from gan_lab.data.batch import Batch
+
+    if isinstance(batch, Batch):
+        x, y = batch.x, batch.y
+    elif isinstance(batch, (list, tuple)):
+        x, y = batch[0], (batch[1] if len(batch) > 1 else None)
+    elif isinstance(batch, Mapping):
+        x, y = batch.get("image", batch.get("x")), batch.get("label", batch.get("y"))
+    else:
+        x, y = batch, None
+    if not isinstance(x, Tensor) or x.ndim != 4:
+        raise UserError(f"real_batches() must yield (B, C, H, W) image tensors, got {type(x).__name__}")
+    return x, (torch.as_tensor(y) if y is not None else None)
 
 
 def build_evaluator(cfg: Any, *, feature: Any = None, labeled_data: Any = None, real_key: Any = None,
@@ -386,6 +404,6 @@ def build_evaluator(cfg: Any, *, feature: Any = None, labeled_data: Any = None, 
     cache_dir, num_real}`` (missing entries take the :class:`Evaluator` defaults)."""
     c = plain({k: v for k, v in dict(cfg).items() if k != "feature"}) if cfg is not None else {}
     feat = feature if feature is not None else (dict(cfg).get("feature") if cfg is not None else None)
-    allowed = {"metrics", "num_samples", "batch_size", "cache_dir", "num_real", "class_diagnostics", "seed"}
+    allowed = {"metrics", "num_samples", "batch_size", "cache_dir", "num_real", "class_diagnostics", "seed", "progress"}
     return Evaluator(feature=feat, labeled_data=labeled_data, real_key=real_key, device=device,
                      **{k: v for k, v in c.items() if k in allowed})

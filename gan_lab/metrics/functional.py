@@ -359,7 +359,7 @@ def class_diagnostics(probs, data_class_hist: Sequence[float] | Tensor | None = 
     nz = hist[hist > 0]
     return {
         "quality": float(top.mean()),
-        "diversity": float(-(nz * nz.log()).sum()),
+        "diversity": max(0.0, float(-(nz * nz.log()).sum())),  # one class: 0, never -0
         "classes_covered": int((hist > 0).sum()),
         "kl": _kl(hist, ref),
     }

@@ -1,12 +1,14 @@
 """Generator and discriminator networks: plain ``nn.Module``s that know nothing of Lightning.
 
-:func:`build_networks` picks the architecture family for a data set and checks, before any
-training, that the family can take the data's shape.
+One builder per architecture turns a data set's :class:`~gan_lab.data.DataInfo` and the
+architecture's own settings into a ``(G, D)`` pair, after checking that the architecture can take
+the data's shape (a one-line :class:`~gan_lab.errors.UserError` otherwise, before any training).
+Model configs hold one nested, instantiated entry per architecture (``model.net.<arch>``) and
+``model.net.arch`` picks one; ``auto`` picks the data modality's default
+(:mod:`gan_lab.modalities`: an MLP for points, DCGAN for images).
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 from torch import nn
 
@@ -16,88 +18,80 @@ from gan_lab.networks.dcgan import DCGANDiscriminator, DCGANGenerator
 from gan_lab.networks.mlp import MLPDiscriminator, MLPGenerator
 from gan_lab.networks.resnet import ResNetDiscriminator, ResNetGenerator
 
-ARCHS = ("auto", "mlp", "dcgan", "resnet")
 
-
-@dataclass
-class NetConfig:
-    """The network part of a model config (``model.net`` in YAML)."""
-
-    arch: str = "auto"  # auto: mlp for vectors, dcgan for images
-    g_width: int = 64  # conv channels of G's last hidden layer (dcgan/resnet)
-    d_width: int = 64  # conv channels of D's first layer (dcgan/resnet)
-    mlp_width: int = 256  # hidden units of both MLPs
-    g_depth: int = 3  # MLP only
-    d_depth: int = 3  # MLP only
-    d_norm: str = "batch"
-    g_batch_norm: bool = True  # MLP only
-
-
-def resolve_arch(arch: str, kind: str) -> str:
-    if arch not in ARCHS:
-        raise UserError(f"unknown network arch '{arch}'; choose one of: {', '.join(ARCHS)}")
-    if arch == "auto":
-        return "mlp" if kind == "vector" else "dcgan"
-    return arch
-
-
-def build_networks(
-    net: NetConfig,
-    latent_dim: int,
-    data_shape: tuple[int, ...],
-    kind: str,
-    data_name: str = "data",
-    num_classes: int = 0,
-    pack: int = 1,
-) -> tuple[nn.Module, nn.Module]:
-    """Build (G, D) for data of ``data_shape``.
-
-    ``pack`` > 1 builds a PacGAN discriminator: it sees ``pack`` samples at once, concatenated
-    along channels (images) or features (vectors). ``num_classes`` > 0 gives D a projection
-    head; class-conditional generators are built by the conditional model families.
-    """
-    arch = resolve_arch(net.arch, kind)
-    if arch != "mlp" and kind != "image":
+def _check_image(arch: str, info, sizes: tuple[int, ...]) -> tuple[int, int]:
+    if info.modality != "image":
         raise UserError(
-            f"model.net.arch={arch} needs images, but data {data_name} is {kind} data of shape "
-            f"{tuple(data_shape)}; use model.net.arch=mlp"
+            f"model.net.arch={arch} needs images, but data {info.name} is {info.modality} data of shape "
+            f"{tuple(info.shape)}; use model.net.arch=mlp"
         )
-    if arch == "mlp":
-        packed = (data_shape[0] * pack, *data_shape[1:])
-        g = MLPGenerator(
-            latent_dim, data_shape, net.mlp_width, net.g_depth, net.g_batch_norm, tanh=kind == "image"
-        )
-        d = MLPDiscriminator(packed, net.mlp_width, net.d_depth, net.d_norm, num_classes)
-        return g, d
-
-    channels, height, width = data_shape
-    sizes = dcgan.SUPPORTED_SIZES if arch == "dcgan" else resnet.SUPPORTED_SIZES
+    channels, height, width = info.shape
     if height != width or height not in sizes:
         raise UserError(
-            f"the {arch} networks take {' or '.join(map(str, sizes))} px square images, but data "
-            f"{data_name} gives {height}x{width}; set data.source.image_size to one of those "
+            f"the {arch} networks take {', '.join(map(str, sizes))} px square images, but data "
+            f"{info.name} gives {height}x{width}; set data.source.image_size to one of those "
             f"or use model.net.arch=mlp"
         )
-    if arch == "dcgan":
-        g = DCGANGenerator(latent_dim, channels, height, net.g_width)
-        d = DCGANDiscriminator(channels * pack, height, net.d_width, net.d_norm, num_classes)
-    else:
-        if net.d_norm not in ("spectral", "none"):
-            raise UserError(
-                f"the resnet discriminator takes model.net.d_norm=spectral or none, not {net.d_norm}"
-            )
-        g = ResNetGenerator(latent_dim, channels, height, net.g_width)
-        d = ResNetDiscriminator(channels * pack, height, net.d_width, net.d_norm, num_classes)
+    return channels, height
+
+
+def mlp_pair(info, latent_dim: int, *, width: int = 256, g_depth: int = 3, d_depth: int = 3,
+             g_batch_norm: bool = True, d_norm: str = "batch", pack: int = 1,
+             num_classes: int = 0) -> tuple[nn.Module, nn.Module]:
+    """Fully connected G and D for points or flattened images. ``pack`` > 1 builds a PacGAN
+    discriminator that sees ``pack`` samples concatenated; ``num_classes`` > 0 a projection head."""
+    if info.modality == "tokens":
+        raise UserError(f"model.net.arch=mlp cannot take token data ({info.name}); use a text model")
+    shape = tuple(info.shape)
+    packed = (shape[0] * pack, *shape[1:])
+    g = MLPGenerator(latent_dim, shape, width, g_depth, g_batch_norm, tanh=info.modality == "image")
+    d = MLPDiscriminator(packed, width, d_depth, d_norm, num_classes)
     return g, d
 
 
+def dcgan_pair(info, latent_dim: int, *, g_width: int = 64, d_width: int = 64, d_norm: str = "batch",
+               pack: int = 1, num_classes: int = 0) -> tuple[nn.Module, nn.Module]:
+    """DCGAN's all-convolutional G and D for square images of base·2^k px (8, 14, 16, 28, 32, 56, 64, ...)."""
+    channels, size = _check_image("dcgan", info, dcgan.SUPPORTED_SIZES)
+    g = DCGANGenerator(latent_dim, channels, size, g_width)
+    d = DCGANDiscriminator(channels * pack, size, d_width, d_norm, num_classes)
+    return g, d
+
+
+def resnet_pair(info, latent_dim: int, *, g_width: int = 128, d_width: int = 128, d_norm: str = "spectral",
+                pack: int = 1, num_classes: int = 0) -> tuple[nn.Module, nn.Module]:
+    """SNGAN's ResNet G and D for 32 px images."""
+    channels, size = _check_image("resnet", info, resnet.SUPPORTED_SIZES)
+    if d_norm not in ("spectral", "none"):
+        raise UserError(f"the resnet discriminator takes model.net.d_norm=spectral or none, not {d_norm}")
+    g = ResNetGenerator(latent_dim, channels, size, g_width)
+    d = ResNetDiscriminator(channels * pack, size, d_width, d_norm, num_classes)
+    return g, d
+
+
+def select_arch(arch: str, info, builders: dict) -> str:
+    """The architecture to build: ``arch``, or for ``auto`` the modality's default."""
+    if arch == "auto":
+        from gan_lab.modalities import get_modality
+
+        arch = get_modality(info).default_arch
+        if arch not in builders:
+            raise UserError(f"no network for {info.modality} data ({info.name}) among {', '.join(builders)}; "
+                            f"this model cannot train on it")
+    if arch not in builders:
+        raise UserError(f"unknown network arch '{arch}'; choose one of: auto, {', '.join(builders)}")
+    return arch
+
+
 __all__ = [
-    "NetConfig",
-    "build_networks",
-    "MLPGenerator",
-    "MLPDiscriminator",
-    "DCGANGenerator",
     "DCGANDiscriminator",
-    "ResNetGenerator",
+    "DCGANGenerator",
+    "MLPDiscriminator",
+    "MLPGenerator",
     "ResNetDiscriminator",
+    "ResNetGenerator",
+    "dcgan_pair",
+    "mlp_pair",
+    "resnet_pair",
+    "select_arch",
 ]

@@ -1,4 +1,4 @@
-"""DCGAN (Radford et al. 2016) generator and discriminator for 28, 32 and 64 px images.
+"""DCGAN (Radford et al. 2016) generator and discriminator for square images of base·2^k px.
 
 All-convolutional: strided transposed convolutions upsample in G, strided convolutions
 downsample in D, no pooling and no fully connected hidden layers. BatchNorm everywhere except
@@ -12,13 +12,29 @@ from torch import nn
 
 from gan_lab.networks.layers import ProjectionHead, check_norm, feature_norm, maybe_sn
 
-# image size -> spatial size of the first/last feature map. 28 px (MNIST) starts from 7x7.
-BASE_SIZE = {28: 7, 32: 4, 64: 4}
-SUPPORTED_SIZES = tuple(BASE_SIZE)
+# G starts from a base x base map and doubles it k times; D halves it k times. Base 4 gives
+# 8, 16, 32, 64, 128, 256 px; base 7 gives 14, 28 (MNIST starts from 7x7), 56, 112 px.
+BASES = (4, 7)
+MAX_DOUBLINGS = 6
+
+
+def size_plan(image_size: int) -> tuple[int, int] | None:
+    """(base, doublings) for an image size the networks take, else None."""
+    for base in BASES:
+        for k in range(1, MAX_DOUBLINGS + 1):
+            if base * 2**k == image_size:
+                return base, k
+    return None
+
+
+SUPPORTED_SIZES = tuple(sorted(b * 2**k for b in BASES for k in range(1, MAX_DOUBLINGS + 1)))
 
 
 def _num_upsamples(image_size: int) -> int:
-    return {28: 2, 32: 3, 64: 4}[image_size]
+    plan = size_plan(image_size)
+    if plan is None:
+        raise ValueError(f"DCGAN networks take {SUPPORTED_SIZES} px, not {image_size}")
+    return plan[1]
 
 
 class DCGANGenerator(nn.Module):
@@ -26,7 +42,7 @@ class DCGANGenerator(nn.Module):
         super().__init__()
         self.latent_dim = latent_dim
         n_up = _num_upsamples(image_size)
-        base = BASE_SIZE[image_size]
+        base = size_plan(image_size)[0]
         ch = width * 2 ** (n_up - 1)
         layers: list[nn.Module] = [
             # projection of z (seen as a 1x1 map) to the first base x base feature map
@@ -60,7 +76,7 @@ class DCGANDiscriminator(nn.Module):
         super().__init__()
         check_norm(norm)
         n_down = _num_upsamples(image_size)
-        base = BASE_SIZE[image_size]
+        base = size_plan(image_size)[0]
         bias = norm not in ("batch", "layer", "instance")
         layers: list[nn.Module] = [
             maybe_sn(nn.Conv2d(in_channels, width, 4, 2, 1), norm),

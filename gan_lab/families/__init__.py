@@ -1,0 +1,9 @@
+"""Model families: each one module that declares its networks, optimizer groups, updates and
+phases to the engine (:mod:`gan_lab.engine`) and implements their losses and ``sample``.
+
+A variant of a family is a config (``gan_lab/conf/model/<name>.yaml``), not a class.
+"""
+
+from gan_lab.families.adversarial import AdversarialGAN
+
+__all__ = ["AdversarialGAN"]
