@@ -168,3 +168,13 @@ def test_sample_options_and_conditions_are_refused_clearly(tmp_path):
         module.condition_for("all", 3)
     gen = lambda: torch.Generator().manual_seed(0)  # noqa: E731
     assert torch.equal(module.sample(5, gen()).x, module.sample(5, gen()).x)  # its own generator only
+
+
+def test_linear_schedule_can_hold_then_decay():
+    from gan_lab.engine.optim import schedule_factor
+
+    f = schedule_factor("linear", 100, hold=0.5)  # Pix2Pix/CycleGAN: constant, then linear to 0
+    assert [f(s) for s in (0, 50, 75, 100, 120)] == [1.0, 1.0, 0.5, 0.0, 0.0]
+    assert schedule_factor("linear", 100)(25) == 0.75  # no hold: the whole way
+    with pytest.raises(UserError, match="lr_hold"):
+        schedule_factor("linear", 100, hold=1.0)

@@ -71,7 +71,7 @@ class LabModule(L.LightningModule):
         self.updates: dict[str, Update] = {}
         self.phases: list[Phase] = []
         self.ema_specs: dict[str, EMASpec] = {}
-        self.schedule, self.warmup, self.schedule_steps = "constant", 0, self.max_steps
+        self.schedule, self.warmup, self.schedule_steps, self.schedule_hold = "constant", 0, self.max_steps, 0.0
         self.counters: dict[str, int] = {"tick": 0, "step": 0, "phase": 0, "phase_tick": 0}
         self.skipped_steps = 0  # updates skipped for NaN/Inf (divergence=skip)
         self.last_metrics: dict[str, float] = {}
@@ -88,11 +88,12 @@ class LabModule(L.LightningModule):
 
     def declare(self, groups: Iterable[OptimGroup], updates: Iterable[Update], phases: Iterable[Phase] | None = None,
                 ema: Iterable[EMASpec] = (), schedule: str = "constant", warmup: int = 0,
-                schedule_steps: int | None = None) -> None:
+                schedule_steps: int | None = None, schedule_hold: float = 0.0) -> None:
         """What the family trains, how and when. Without ``phases`` there is one phase running
         every update in declared order until ``max_steps``. ``schedule`` (constant, linear,
         cosine; with ``warmup`` steps) is the LR factor of every group as a function of the
-        step; it reaches its end at ``schedule_steps`` (``None``: ``max_steps``)."""
+        step; it reaches its end at ``schedule_steps`` (``None``: ``max_steps``), holding the full
+        rate for the ``schedule_hold`` fraction of them first."""
         self.groups = {g.name: g for g in groups}
         self.updates = {u.name: u for u in updates}
         self.phases = list(phases) if phases is not None else [Phase("train", tuple(self.updates))]
@@ -100,7 +101,8 @@ class LabModule(L.LightningModule):
         if schedule_steps is not None and (isinstance(schedule_steps, bool) or int(schedule_steps) < 1):
             raise UserError(f"model.lr_schedule_steps must be a positive integer or null, got {schedule_steps!r}")
         self.schedule_steps = int(schedule_steps) if schedule_steps is not None else self.max_steps
-        schedule_factor(schedule, self.schedule_steps, warmup)  # validates the name
+        self.schedule_hold = schedule_hold
+        schedule_factor(schedule, self.schedule_steps, warmup, schedule_hold)  # validates the name and hold
         for g in self.groups.values():
             missing = [n for n in g.nets if n not in self.nets]
             if missing:
@@ -208,7 +210,7 @@ class LabModule(L.LightningModule):
         for g in self.groups.values():
             params = [p for n in g.nets for p in self.nets[n].parameters()]
             optimizers.append(build_optimizer(params, g.optimizer))
-        factor = schedule_factor(self.schedule, self.schedule_steps, self.warmup)
+        factor = schedule_factor(self.schedule, self.schedule_steps, self.warmup, self.schedule_hold)
         schedulers = [torch.optim.lr_scheduler.LambdaLR(o, factor) for o in optimizers]
         return optimizers, schedulers
 
