@@ -17,7 +17,7 @@ from gan_lab.data import GANDataModule
 from gan_lab.data.sources import translation as T
 from gan_lab.data.sources.embedded import MNIST5k, mnist_5k_images, stratified_split
 from gan_lab.errors import UserError
-from gan_lab.losses_translation import (
+from gan_lab.losses.translation import (
     ImagePool,
     apply_jitter,
     cycle_loss,

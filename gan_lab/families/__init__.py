@@ -5,5 +5,6 @@ A variant of a family is a config (``gan_lab/conf/model/<name>.yaml``), not a cl
 """
 
 from gan_lab.families.adversarial import AdversarialGAN
+from gan_lab.families.translation import CycleGAN, Pix2Pix
 
-__all__ = ["AdversarialGAN"]
+__all__ = ["AdversarialGAN", "CycleGAN", "Pix2Pix"]

@@ -6,7 +6,9 @@ Chosen with ``data=<name>`` (``conf/data/<name>.yaml``), one module per kind of 
 * :mod:`.embedded`: :class:`MNIST5k`, :class:`Digits`, :class:`StackedMNIST5k` (inside packages);
 * :mod:`.files`: :class:`MNIST`, :class:`FashionMNIST`, :class:`CIFAR10`, :class:`CelebA`
   (torchvision's readers of the official files);
-* :mod:`.folder`: :class:`ImageFolder` (any folder of images).
+* :mod:`.folder`: :class:`ImageFolder` (any folder of images);
+* :mod:`.translation`: paired and unpaired sets for image-to-image translation
+  (:class:`Edges2MNIST5k`, :class:`MNIST2Digits`, :class:`Pix2PixFolder`, :class:`UnpairedFolder`).
 
 The contract a new source follows is :class:`.base.Source`.
 """
@@ -16,6 +18,7 @@ from gan_lab.data.sources.embedded import Digits, MNIST5k, StackedMNIST5k, mnist
 from gan_lab.data.sources.files import CIFAR10, MNIST, CelebA, CIFAR10Files, FashionMNIST
 from gan_lab.data.sources.folder import ImageFolder
 from gan_lab.data.sources.synthetic import GaussianMixture2D, Grid25, Ring8, grid_modes, ring_modes
+from gan_lab.data.sources.translation import Edges2MNIST5k, MNIST2Digits, Pix2PixFolder, UnpairedFolder
 
 __all__ = [
     "CIFAR10",
@@ -23,15 +26,19 @@ __all__ = [
     "CelebA",
     "DEFAULT_DATA_ROOT_ENV",
     "Digits",
+    "Edges2MNIST5k",
     "FashionMNIST",
     "GaussianMixture2D",
     "Grid25",
     "ImageFolder",
     "MNIST",
+    "MNIST2Digits",
     "MNIST5k",
+    "Pix2PixFolder",
     "Ring8",
     "Source",
     "StackedMNIST5k",
+    "UnpairedFolder",
     "default_data_root",
     "grid_modes",
     "mnist_5k_images",

@@ -20,8 +20,8 @@ Every sample is an image ``(C, H, W)`` in [-1, 1] (``DataInfo.modality == "image
   for evaluation and for training a domain's classifier).
 
 Jitter (Pix2Pix's "resize to load_size, random crop to crop_size, random mirror") is not done
-here: the family applies :func:`gan_lab.losses_translation.paired_jitter` (paired) or
-:func:`~gan_lab.losses_translation.jitter` (each unpaired side) in its training step, with a
+here: the family applies :func:`gan_lab.losses.translation.paired_jitter` (paired) or
+:func:`~gan_lab.losses.translation.jitter` (each unpaired side) in its training step, with a
 generator it checkpoints. ``DataInfo.extras`` says how: ``load_size``, ``crop_size``, ``flip``
 (the same in every split's info). ``DataInfo.shape`` is always the network's size,
 ``crop_size``. Folder sources deliver the **train** split at ``load_size`` (to be cropped) and
