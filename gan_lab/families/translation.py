@@ -86,7 +86,7 @@ class _Translation(LabModule):
         return self.load_size != self.crop_size or self.flip
 
     @staticmethod
-    def _optimizer(cfg: dict | None, key: str) -> dict:
+    def _optimizer_config(cfg: dict | None, key: str) -> dict:
         return dict(checks.mapping(cfg, key) or DEFAULT_OPTIMIZER)
 
     # ------------------------------------------------------------------ state
@@ -116,7 +116,8 @@ class _Translation(LabModule):
 
         dataset = self._test_set(data)
         count = min(GRID_IMAGES, len(dataset))
-        self._grid_inputs = take(dataset, torch.arange(count))
+        # spread over the split (sets stored sorted by class show every class)
+        self._grid_inputs = take(dataset, torch.linspace(0, len(dataset) - 1, count).round().long())
 
     def evaluation_sample(self, n: int, generator: torch.Generator, data: Any = None, *, use_ema: bool = True,
                           **options) -> Batch:
@@ -206,7 +207,7 @@ class Pix2Pix(_Translation):
         in_ch, out_ch = data_info.shape[0], data_info.shape_b[0]
         g = dict(checks.mapping(generator, "model.generator"))
         self.add_net("generator", UNetGenerator(in_ch, out_ch, self.crop_size, **g))
-        groups = [OptimGroup("g", ("generator",), self._optimizer(g_optimizer, "model.g_optimizer"))]
+        groups = [OptimGroup("g", ("generator",), self._optimizer_config(g_optimizer, "model.g_optimizer"))]
         updates = [Update("g", "g", "generator_loss", step=True)]
         if self.adversarial:
             d = dict(checks.mapping(discriminator, "model.discriminator"))
@@ -214,7 +215,7 @@ class Pix2Pix(_Translation):
                 d["n_layers"] = patch_layers_for_size(self.crop_size)
             self.add_net("discriminator", PatchDiscriminator(out_ch, in_ch if self.conditional_d else 0,
                                                              image_size=self.crop_size, **d))
-            groups.append(OptimGroup("d", ("discriminator",), self._optimizer(d_optimizer, "model.d_optimizer")))
+            groups.append(OptimGroup("d", ("discriminator",), self._optimizer_config(d_optimizer, "model.d_optimizer")))
             updates.insert(0, Update("d", "d", "discriminator_loss"))
         ema = checks.mapping(ema, "model.ema")
         self.declare(
@@ -330,8 +331,8 @@ class CycleGAN(_Translation):
             start = checks.integer(ema.get("start", 0), "model.ema.start", minimum=0)
             specs = [EMASpec("g_ab", decay, start), EMASpec("g_ba", decay, start)]
         self.declare(
-            groups=[OptimGroup("g", ("g_ab", "g_ba"), self._optimizer(g_optimizer, "model.g_optimizer")),
-                    OptimGroup("d", ("d_a", "d_b"), self._optimizer(d_optimizer, "model.d_optimizer"))],
+            groups=[OptimGroup("g", ("g_ab", "g_ba"), self._optimizer_config(g_optimizer, "model.g_optimizer")),
+                    OptimGroup("d", ("d_a", "d_b"), self._optimizer_config(d_optimizer, "model.d_optimizer"))],
             updates=[Update("g", "g", "generator_loss", step=True), Update("d", "d", "discriminator_loss")],
             ema=specs, schedule=lr_schedule, warmup=checks.integer(lr_warmup, "model.lr_warmup", minimum=0),
             schedule_steps=lr_schedule_steps, schedule_hold=lr_hold,
@@ -392,8 +393,10 @@ class CycleGAN(_Translation):
         if direction not in ("AtoB", "BtoA"):
             raise UserError(f"direction must be AtoB or BtoA, got {direction!r}")
         forward, back = ("g_ab", "g_ba") if direction == "AtoB" else ("g_ba", "g_ab")
-        x = (batch.x if direction == "AtoB" or batch.x_b is None else batch.x_b).to(self.device)
-        y = batch.y if direction == "AtoB" else batch.y_b
+        # a two-domain batch holds A in x and B in x_b; a one-domain batch holds the input in x
+        two = batch.x_b is not None and batch.x_b is not batch.x
+        x = (batch.x_b if direction == "BtoA" and two else batch.x).to(self.device)
+        y = batch.y_b if direction == "BtoA" and two else batch.y
         g, g_back = self.sampling_net(forward, use_ema), self.sampling_net(back, use_ema)
         with self.sampling_mode(g, g_back):
             out = g(x)

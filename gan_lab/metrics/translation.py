@@ -93,3 +93,120 @@ def label_kept(logits: Tensor, labels: Tensor, reduction: Reduction = "mean") ->
 def cycle_l1(inputs: Tensor, reconstructions: Tensor, reduction: Reduction = "mean") -> Tensor | float:
     """Mean ``|F(G(x)) - x|`` per image: how far translating there and back lands from the input."""
     return l1_distance(reconstructions, inputs, reduction)
+
+
+# ------------------------------------------------------------------------------------------------
+# registered metrics: ``metrics=[l1,psnr,ssim,label_kept,cycle_l1]`` on translation models
+# ------------------------------------------------------------------------------------------------
+from torchmetrics import Metric  # noqa: E402
+
+from gan_lab.errors import UserError  # noqa: E402
+from gan_lab.metrics.registry import EvalContext, FakeBatch, register_metric  # noqa: E402
+
+
+class _PerImageMean(Metric):
+    """Sum and count of a per-image value (states summed across DDP ranks: a mean over all)."""
+
+    full_state_update = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.add_state("total", torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("count", torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
+
+    def update(self, values: Tensor) -> None:
+        self.total += values.to(self.total.device, torch.float64).sum()
+        self.count += values.numel()
+
+    def compute(self) -> Tensor:
+        return self.total / self.count
+
+
+def _require(ctx: EvalContext, name: str, pairing: str | None) -> None:
+    info = ctx.info
+    if info is not None and (info.pairing is None or (pairing is not None and info.pairing != pairing)):
+        need = f"{pairing} translation data" if pairing else "translation data (paired or unpaired)"
+        raise UserError(f"metric '{name}' needs {need}; data {info.name} is "
+                        f"{'pairing ' + info.pairing if info.pairing else 'not a translation set'}")
+
+
+class _TranslationMetric:
+    key = "value"
+    pairing: str | None = "paired"
+
+    def __init__(self, ctx: EvalContext) -> None:
+        _require(ctx, self.key, self.pairing)
+        self.state = _PerImageMean().to(ctx.device)
+
+    def values(self, fake: FakeBatch) -> Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def update(self, fake: FakeBatch) -> None:
+        self.state.update(self.values(fake))
+
+    def compute(self) -> dict[str, float]:
+        return {self.key: float(self.state.compute())}
+
+
+def _targets(fake: FakeBatch) -> Tensor:
+    target = getattr(fake.batch, "target", None)
+    if target is None:
+        raise UserError("this metric compares outputs with their targets: the model's samples carry none")
+    return target.to(fake.x.device)
+
+
+@register_metric("l1", keys=("l1",), needs={"samples"}, modalities=("image",),
+                 summary="mean |output - target| of test translations (paired data)")
+class L1Metric(_TranslationMetric):
+    key = "l1"
+
+    def values(self, fake):
+        return l1_distance(fake.x, _targets(fake), "none")
+
+
+@register_metric("psnr", keys=("psnr",), needs={"samples"}, modalities=("image",),
+                 summary="PSNR (dB, range 2, capped at 100) of test translations against their targets")
+class PSNRMetric(_TranslationMetric):
+    key = "psnr"
+
+    def values(self, fake):
+        return psnr(fake.x, _targets(fake), "none")
+
+
+@register_metric("ssim", keys=("ssim",), needs={"samples"}, modalities=("image",),
+                 summary="SSIM of test translations against their targets")
+class SSIMMetric(_TranslationMetric):
+    key = "ssim"
+
+    def values(self, fake):
+        return ssim(fake.x, _targets(fake), "none")
+
+
+@register_metric("label_kept", keys=("label_kept",), needs={"logits"}, modalities=("image",),
+                 summary="share of translations the target domain's classifier gives the input's label")
+class LabelKeptMetric(_TranslationMetric):
+    key = "label_kept"
+    pairing = None
+
+    def __init__(self, ctx: EvalContext) -> None:
+        super().__init__(ctx)
+        if ctx.info is not None and ctx.info.num_classes == 0:
+            raise UserError(f"metric 'label_kept' needs labels; data {ctx.info.name} has none")
+
+    def values(self, fake):
+        if fake.y is None:
+            raise UserError("metric 'label_kept' needs the inputs' labels: the model's samples carry none")
+        return label_kept(fake.logits, fake.y.to(fake.logits.device), "none")
+
+
+@register_metric("cycle_l1", keys=("cycle_l1",), needs={"samples"}, modalities=("image",),
+                 summary="mean |G_BA(G_AB(a)) - a| of test inputs (unpaired data)")
+class CycleL1Metric(_TranslationMetric):
+    key = "cycle_l1"
+    pairing = "unpaired"
+
+    def values(self, fake):
+        batch = fake.batch
+        if getattr(batch, "reconstruction", None) is None:
+            raise UserError("metric 'cycle_l1' needs the round trip F(G(x)): a CycleGAN model gives it")
+        return cycle_l1(batch.inputs.to(fake.x.device), batch.reconstruction.to(fake.x.device), "none")
