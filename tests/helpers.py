@@ -36,10 +36,19 @@ def compose_config(overrides: list[str], run_dir=None):
     return cfg
 
 
+def tiny_for(overrides: list[str]) -> list[str]:
+    """The TINY settings that exist in the config these overrides select: the network widths of
+    the adversarial family apply to its models only; other families pass their own sizes."""
+    from omegaconf import OmegaConf
+
+    cfg = compose_config([o for o in overrides if not o.startswith("+callbacks.")])
+    return [t for t in TINY if OmegaConf.select(cfg, t.split("=", 1)[0], default="__missing__") != "__missing__"]
+
+
 def train(overrides: list[str], run_dir) -> dict:
     from gan_lab.train import run
 
-    return run(compose_config(TINY + list(overrides), run_dir))
+    return run(compose_config(tiny_for(list(overrides)) + list(overrides), run_dir))
 
 
 def cli(args: list[str], cwd=None, timeout=300, env=None) -> subprocess.CompletedProcess:
@@ -153,7 +162,8 @@ def assert_ddp_ranks_identical(overrides: list[str], tmp_path, steps: int = 3, t
     last checkpoint."""
     import json
 
-    r = cli(["gan_lab", "accelerator=ddp_cpu", *TINY, *overrides, f"trainer.max_steps={steps}", f"run_dir={tmp_path}"],
+    r = cli(["gan_lab", "accelerator=ddp_cpu", *tiny_for(list(overrides)), *overrides, f"trainer.max_steps={steps}",
+             f"run_dir={tmp_path}"],
             timeout=timeout)
     assert r.returncode == 0, r.stderr[-3000:]
     sync = json.loads((tmp_path / "ddp_sync.json").read_text())
