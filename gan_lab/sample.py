@@ -14,7 +14,8 @@ from gan_lab.app import cli_main, compose, log
 from gan_lab.errors import UserError
 
 USAGE = ("usage: python -m gan_lab.sample ckpt=<file> n=<N> [out=<file.npz|file.txt>] [grid=<file.png>] [seed=<s>] "
-         "[ema=true|false] [batch_size=<B>] [labels=all|<k>|[k1,k2]] [truncation=<psi>]\n"
+         "[ema=true|false] [batch_size=<B>] [labels=all|<k>|[k1,k2]] [truncation=<psi>] "
+         "[unique=true [max_draws=<M>]]\n"
          "settings and their meaning: gan_lab/conf/sample.yaml")
 
 
@@ -31,6 +32,66 @@ def generate(module, n: int, seed: int, batch_size: int, use_ema: bool, conditio
     x = torch.cat([p.x for p in parts])
     y = torch.cat([p.y for p in parts]) if parts[0].y is not None else None
     return Batch(x.cpu(), None if y is None else y.cpu())
+
+
+def generate_unique(module, n: int, seed: int, batch_size: int, use_ema: bool, max_draws: int, **options):
+    """Sample until ``n`` distinct decoded sequences (a guess list: the first occurrence of each,
+    in the order drawn) or ``max_draws`` samples. With the same seed the draws are those of
+    :func:`generate`. Returns ``(Batch of at most n rows, samples examined)``: the samples up to
+    the last one kept (a whole last batch is drawn, its rest unused)."""
+    from gan_lab.data.batch import Batch
+    from gan_lab.modalities.tokens import decode_info
+    from gan_lab.progress import bar
+
+    gen = torch.Generator().manual_seed(seed)
+    seen: set[str] = set()
+    kept, found, drawn, examined = [], 0, 0, 0
+    with bar(n, "distinct samples", unit="seq") as progress:
+        while found < n and drawn < max_draws:
+            b = min(batch_size, max_draws - drawn)
+            x = module.sample(b, gen, None, use_ema=use_ema, **options).x.cpu()
+            new = torch.zeros(b, dtype=torch.bool)
+            for i, text in enumerate(decode_info(x, module.data_info)):
+                examined = drawn + i + 1
+                if text not in seen:
+                    seen.add(text)
+                    new[i] = True
+                    found += 1
+                    if found == n:
+                        break
+            drawn += b
+            kept.append(x[new])
+            progress.update(int(new.sum()))
+    return Batch(torch.cat(kept)), examined
+
+
+def distinct_sequences(info) -> int:
+    """How many distinct decoded sequences token data of ``info`` can hold: strings of 0..L
+    symbols (padding decodes to nothing)."""
+    symbols, length = len(info.vocab) - 1, int(info.shape[0])
+    return sum(symbols**k for k in range(length + 1))
+
+
+def check_unique(cfg, n: int, info) -> int | None:
+    """``max_draws`` for ``unique=true`` (``None`` without it); a request the cap cannot meet is
+    refused before any sampling."""
+    from gan_lab import checks
+
+    if not checks.boolean(cfg.unique, "unique"):
+        if cfg.max_draws is not None:
+            raise UserError("max_draws applies with unique=true only")
+        return None
+    if info.modality != "tokens":
+        raise UserError(f"unique=true applies to text models (token data); this checkpoint samples {info.modality} data")
+    max_draws = 100 * n if cfg.max_draws is None else checks.integer(cfg.max_draws, "max_draws", minimum=1)
+    if n > max_draws:
+        raise UserError(f"unique=true: n={n} distinct sequences cannot come from max_draws={max_draws} samples; "
+                        f"raise max_draws to at least {n}")
+    possible = distinct_sequences(info)
+    if n > possible:
+        raise UserError(f"unique=true: n={n} is more than the {possible} distinct sequences data {info.name} can hold "
+                        f"({len(info.vocab) - 1} symbols, length {info.shape[0]})")
+    return max_draws
 
 
 def check_outputs(cfg, modality) -> None:
@@ -68,7 +129,17 @@ def body(argv: list[str]) -> int:
     options = {"truncation": cfg.truncation}
     condition = module.condition_for(cfg.labels, n) if cfg.labels is not None else None
     module.check_sample_options(options)
-    batch = generate(module, n, seed, batch_size, checks.boolean(cfg.ema, "ema"), condition, **options)
+    max_draws = check_unique(cfg, n, info)
+    use_ema = checks.boolean(cfg.ema, "ema")
+    if max_draws is None:
+        batch = generate(module, n, seed, batch_size, use_ema, condition, **options)
+    else:
+        batch, examined = generate_unique(module, n, seed, batch_size, use_ema, max_draws, **options)
+        if len(batch) < n:
+            log.warning(f"gan_lab.sample: warning: only {len(batch)} distinct sequences in max_draws={max_draws} "
+                        f"samples (n={n} asked); writing those (raise max_draws for more)")
+        else:
+            log.info(f"{n} distinct sequences in the first {examined} samples")
     written = []
     if cfg.out:
         out = str(cfg.out)
@@ -79,7 +150,7 @@ def body(argv: list[str]) -> int:
             if batch.y is not None:
                 arrays["labels"] = batch.y.numpy().astype(np.int64)
             np.savez_compressed(out, **arrays)
-        written.append(f"{n} samples to {out}")
+        written.append(f"{len(batch)}{' distinct' if max_draws else ''} samples to {out}")
     if cfg.grid:
         shown = batch.x if info.modality != "image" else batch.x[:64]
         path = modality.save_figure(shown, str(cfg.grid), info)

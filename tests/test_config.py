@@ -124,3 +124,10 @@ def test_configs_ship_inside_the_wheel(tmp_path):
     for name in ("config.yaml", "sample.yaml", "evaluate.yaml", "model/gan.yaml", "base/adversarial.yaml",
                  "data/mnist_5k.yaml", "hydra/job_logging/gan_lab.yaml"):
         assert f"gan_lab/conf/{name}" in names, name
+
+
+def test_groups_override_the_main_config():
+    # an experiment (or a model) may set trainer values: the main config's own values come first
+    assert compose_config(["experiment=cifar10_wgan_gp"]).trainer.max_steps == 100000
+    assert compose_config([]).trainer.max_steps == 2000
+    assert compose_config(["experiment=cifar10_wgan_gp", "trainer.max_steps=7"]).trainer.max_steps == 7

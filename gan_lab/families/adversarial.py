@@ -9,8 +9,13 @@ PacGAN packing. Declared to the engine as
 * update ``d`` every batch, then update ``g`` after every ``n_critic``-th ``d`` (a step);
 * an EMA copy of the generator when ``ema`` is set (sampling uses it).
 
-Subclasses (conditional models) override the small hooks :meth:`generator_inputs`,
-:meth:`discriminate` and the two loss methods rather than the loop.
+The Improved-Techniques switches (``model.tricks.*``: feature matching, minibatch
+discrimination, historical averaging, one-sided label smoothing, virtual batch norm) apply to
+every variant through :class:`gan_lab.families.tricks.Tricks`; with all of them off (the
+default) a run is exactly what it was without them.
+
+Subclasses (conditional models) override the small hooks :meth:`build_networks`,
+:meth:`generator_inputs`, :meth:`discriminate` and the two loss methods rather than the loop.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from gan_lab.data.batch import Batch
 from gan_lab.data.info import DataInfo
 from gan_lab.engine import EMASpec, LabModule, OptimGroup, RunOptions, Update
 from gan_lab.errors import UserError
+from gan_lab.families.tricks import Tricks, capture_output
 from gan_lab.losses import get_loss, get_penalty
 from gan_lab.networks import select_arch
 
@@ -43,6 +49,10 @@ def build_pair(net: dict, info: DataInfo, latent_dim: int, **kwargs) -> tuple[to
 
 class AdversarialGAN(LabModule):
     family = "adversarial"
+    conditional = False
+    """Whether samples carry the labels they were generated for (class-conditional metrics need them)."""
+    has_classifier = False
+    """Whether the model has a classifier of real data (``classify``), which ``test_acc`` scores."""
 
     def __init__(
         self,
@@ -63,6 +73,7 @@ class AdversarialGAN(LabModule):
         ema: dict | None = None,
         pack: int = 1,
         sample_mode: str = "eval",
+        tricks: dict | None = None,
     ):
         super().__init__(name, data_info, run)
         self.loss = get_loss(loss)
@@ -71,13 +82,20 @@ class AdversarialGAN(LabModule):
         self.pack = checks.integer(pack, "model.pack", minimum=1)
         self.clip_value = checks.optional_number(clip_value, "model.clip_value", positive=True)
         penalty = checks.mapping(penalty, "model.penalty")
-        self.penalty_fn = get_penalty(penalty.pop("name", None))
+        self.penalty_name = penalty.pop("name", None)
+        self.penalty_fn = get_penalty(self.penalty_name)
         self.penalty_weight = checks.number(penalty.pop("weight", 10.0), "model.penalty.weight", minimum=0)
         self.penalty_kwargs = penalty
         self.sample_mode = checks.choice(sample_mode, "model.sample_mode", ("eval", "train"))
+        self.tricks = Tricks(checks.mapping(tricks, "model.tricks"), name)
+        self.tricks.check_applies(self.loss.name, self.penalty_fn and self.penalty_name, self.refused_tricks())
+        self.check_metrics()
         generator, discriminator = self.build_networks(net)
+        generator, discriminator = self.tricks.apply(generator, discriminator, self.latent_dim, self.reference_labels)
         self.add_net("generator", generator)
         self.add_net("discriminator", discriminator)
+        self.tricks.start_history(self.nets)
+        self.d_adv_loss = self.tricks.d_adversarial_loss(self.loss)
         g_opt = dict(checks.mapping(g_optimizer, "model.g_optimizer") or DEFAULT_OPTIMIZER)
         d_opt = dict(checks.mapping(d_optimizer, "model.d_optimizer") or g_opt)
         ema = checks.mapping(ema, "model.ema")
@@ -88,8 +106,8 @@ class AdversarialGAN(LabModule):
         self.declare(
             groups=[OptimGroup("g", ("generator",), g_opt), OptimGroup("d", ("discriminator",), d_opt)],
             updates=[
-                Update("d", "d", "discriminator_loss", after="clip_weights" if self.clip_value else None),
-                Update("g", "g", "generator_loss", every=self.n_critic, step=True),
+                Update("d", "d", "discriminator_loss", after=self._after("d")),
+                Update("g", "g", "generator_loss", every=self.n_critic, step=True, after=self._after("g")),
             ],
             ema=ema_specs,
             schedule=lr_schedule,
@@ -101,6 +119,30 @@ class AdversarialGAN(LabModule):
 
     def build_networks(self, net: dict | None):
         return build_pair(net, self.data_info, self.latent_dim, pack=self.pack)
+
+    def refused_tricks(self) -> dict[str, str]:
+        """Tricks this model cannot take (name -> why); the conditional family refuses some."""
+        return {}
+
+    def reference_labels(self, n: int) -> Tensor | None:
+        """The labels of virtual batch norm's reference batch (conditional generators only)."""
+        return None
+
+    def check_metrics(self) -> None:
+        """Metrics chosen for training that this model cannot feed (class-conditional metrics for
+        an unconditional model, a classifier's accuracy without a classifier): one line now,
+        not at the first evaluation."""
+        from gan_lab.metrics.conditional import check_model_metrics
+
+        check_model_metrics(self, (self.lab_meta.get("config") or {}).get("metrics"))
+
+    def _after(self, update: str) -> str | None:
+        """The method run after each step of ``update``: WGAN's clipping, historical averages."""
+        if "historical_averaging" in self.tricks:
+            return f"after_{update}_step"
+        if update == "d" and self.clip_value:
+            return "clip_weights"
+        return None
 
     @property
     def generator(self) -> torch.nn.Module:
@@ -144,7 +186,7 @@ class AdversarialGAN(LabModule):
             fake = self.fwd("generator")(z, y_fake)
         d_real = self.discriminate(real, y_real)
         d_fake = self.discriminate(fake, y_fake)
-        loss = self.loss.d_loss(d_real, d_fake)
+        loss = self.d_adv_loss(d_real, d_fake)
         logs: dict[str, Any] = {"d_loss": loss}
         if self.loss.wasserstein:
             logs["wasserstein"] = d_real.mean() - d_fake.mean()
@@ -158,19 +200,70 @@ class AdversarialGAN(LabModule):
                 )
             loss = loss + self.penalty_weight * pen
             logs["penalty"] = pen
-        return loss, logs
+        return self.with_history("discriminator", loss, logs), logs
 
     def generator_loss(self, batch: Batch) -> tuple[Tensor, dict]:
         real, y_real = batch.x, batch.y
         z, y_fake = self.generator_inputs(real.shape[0], batch)
         fake = self.fwd("generator")(z, y_fake)
-        d_fake = self.discriminate(fake, y_fake)
-        d_real = None
-        if self.loss.g_uses_real:
-            with torch.no_grad():
-                d_real = self.discriminate(real, y_real)
-        loss = self.loss.g_loss(d_real, d_fake)
-        return loss, {"g_loss": loss}
+        if self.tricks.feature_matching is None:
+            d_fake = self.discriminate(fake, y_fake)
+        else:
+            d_fake, fm = self.feature_matching_loss(real, y_real, fake, y_fake)
+            weight = self.tricks.feature_matching["adversarial_weight"]
+            logs = {"feature_matching": fm.detach()}
+            loss = fm
+            if weight:
+                adv = self.loss.g_loss(self._real_for_g(real, y_real), d_fake)
+                logs["g_adv"] = adv.detach()
+                loss = loss + weight * adv
+            logs["g_loss"] = loss
+            return self.with_history("generator", loss, logs), logs
+        loss = self.loss.g_loss(self._real_for_g(real, y_real), d_fake)
+        logs = {"g_loss": loss}
+        return self.with_history("generator", loss, logs), logs
+
+    def _real_for_g(self, real: Tensor, y_real: Tensor | None) -> Tensor | None:
+        """D's output on the real batch where the G loss compares against it (relativistic losses)."""
+        if not self.loss.g_uses_real:
+            return None
+        with torch.no_grad():
+            return self.discriminate(real, y_real)
+
+    # ------------------------------------------------------------------ tricks
+
+    def feature_matching_loss(self, real: Tensor, y_real: Tensor | None, fake: Tensor,
+                              y_fake: Tensor | None) -> tuple[Any, Tensor]:
+        """(D's output on ``fake``, the feature-matching loss ``||mean f(real) - mean f(fake)||^2``
+        over D's hidden layer ``model.tricks.feature_matching.layer``). D runs uncompiled here:
+        the layer's output is read with a forward hook."""
+        from gan_lab.losses.conditional import feature_matching_loss
+
+        layer = self.tricks.fm_layer
+        with capture_output(layer) as fake_features:
+            d_fake = self.discriminate(fake, y_fake, penalty=True)
+        with torch.no_grad(), capture_output(layer) as real_features:
+            self.discriminate(real, y_real, penalty=True)
+        return d_fake, feature_matching_loss(real_features["x"], fake_features["x"])
+
+    def with_history(self, net: str, loss: Tensor, logs: dict) -> Tensor:
+        """``loss`` plus the historical-averaging penalty of ``net`` where that trick is on."""
+        penalty = self.tricks.history_penalty(net, self.nets[net], logs)
+        return loss if penalty is None else loss + penalty
+
+    def after_d_step(self) -> None:
+        if self.clip_value:
+            self.clip_weights()
+        self.tricks.record_history("discriminator", self.nets["discriminator"])
+
+    def after_g_step(self) -> None:
+        self.tricks.record_history("generator", self.nets["generator"])
+
+    def family_state(self) -> dict:
+        return self.tricks.state_dict()
+
+    def load_family_state(self, state: dict) -> None:
+        self.tricks.load_state_dict(state, self.device)
 
     def clip_weights(self) -> None:
         """WGAN's weight clipping of the critic to [-c, c], after every critic update."""

@@ -65,6 +65,8 @@ def register_metric(name: str, *, keys: tuple[str, ...], needs: set[str] | froze
 def ensure_registered() -> None:
     """Import the modules whose classes register the lab's metrics."""
     import gan_lab.metrics.builtin  # noqa: F401
+    import gan_lab.metrics.conditional  # noqa: F401
+    import gan_lab.metrics.text  # noqa: F401
     import gan_lab.metrics.translation  # noqa: F401
 
 

@@ -44,7 +44,7 @@ def save_image_grid(images: Tensor, path: str, nrow: int | None = None, row_labe
 class ImageModality(Modality):
     name = "image"
     default_arch = "dcgan"
-    metrics = ("fid", "is", "kid", "pr", "class")
+    metrics = ("fid", "is", "kid", "pr", "class", "cond_acc", "intra_fid", "cas", "test_acc")
 
     def export(self, samples: Tensor, info) -> dict[str, np.ndarray]:
         return {"samples": to_uint8(samples)}

