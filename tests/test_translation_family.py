@@ -195,7 +195,21 @@ def test_translate_cli(p2p_ckpt, cyc_ckpt, tmp_path, capsys):
     assert np.bincount(np.load(tmp_path / "ba.npz")["labels"]).tolist() == [50] * 10
     assert translate.main([f"ckpt={cyc_ckpt}", f"out={tmp_path}/pngs", "n=3"]) == 0
     assert sorted(os.listdir(tmp_path / "pngs")) == ["00000.png", "00001.png", "00002.png"]
+    # a folder of the user's own pictures (any size, RGB): read as the model's inputs (1 channel, 28 px)
+    from PIL import Image
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    rng = np.random.default_rng(0)
+    for i, size in enumerate([(40, 40), (28, 28)]):
+        Image.fromarray(rng.integers(0, 255, (*size, 3), dtype=np.uint8)).save(mine / f"p{i}.png")
+    assert translate.main([f"ckpt={p2p_ckpt}", f"split={mine}", f"out={tmp_path}/mine.npz"]) == 0
+    d = np.load(tmp_path / "mine.npz")
+    assert d["inputs"].shape == d["outputs"].shape == (2, 1, 28, 28) and "targets" not in d
+    (mine / "p0.png").unlink(), (mine / "p1.png").unlink()
     capsys.readouterr()
+    assert translate.main([f"ckpt={p2p_ckpt}", f"split={mine}", f"out={tmp_path}/none.npz"]) == 2
+    assert "no images" in capsys.readouterr().err
     # mistakes: one line each
     assert translate.main([f"ckpt={p2p_ckpt}", f"out={tmp_path}/x.npz", "direction=BtoA"]) == 2
     assert "translates in the direction it was trained" in capsys.readouterr().err
