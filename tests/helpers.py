@@ -169,3 +169,28 @@ def assert_ddp_ranks_identical(overrides: list[str], tmp_path, steps: int = 3, t
     sync = json.loads((tmp_path / "ddp_sync.json").read_text())
     assert sync == {"world_size": 2, "max_abs_weight_diff": 0.0, "step": steps}
     return load_ckpt(tmp_path)
+
+
+def assert_ddp_continued_run_equals_longer_run(overrides: list[str], tmp_path, first: int = 2, total: int = 4) -> dict:
+    """Two CPU processes: a run trained to ``first`` steps and continued to ``total`` ends exactly
+    like one ``total``-step run, on both ranks (each rank's random streams and family state are
+    checkpoint state, and each process draws its own). Returns the continued run's checkpoint."""
+    base = ["accelerator=ddp_cpu", *tiny_for(list(overrides)), *overrides, "trainer.log_every_n_steps=1"]
+
+    def launch(run_dir, steps, *extra):
+        r = cli(["gan_lab", *base, f"trainer.max_steps={steps}", f"run_dir={run_dir}", *extra], timeout=600)
+        assert r.returncode == 0, r.stderr[-3000:]
+
+    launch(tmp_path / "whole", total)
+    launch(tmp_path / "part", first)
+    launch(tmp_path / "part", total, "resume=auto")
+    import json
+
+    for run in ("whole", "part"):
+        sync = json.loads((tmp_path / run / "ddp_sync.json").read_text())
+        assert sync == {"world_size": 2, "max_abs_weight_diff": 0.0, "step": total}
+    whole, part = load_ckpt(tmp_path / "whole"), load_ckpt(tmp_path / "part")
+    assert_same_training_state(whole, part)
+    assert_same_tree(whole["gan_lab"]["per_rank"], part["gan_lab"]["per_rank"], "per_rank")
+    assert (tmp_path / "whole" / "metrics.csv").read_text() == (tmp_path / "part" / "metrics.csv").read_text()
+    return part

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import cli, train
+from helpers import assert_ddp_continued_run_equals_longer_run, cli, train
 
 TINY_CLI = [
     "model.net.dcgan.g_width=8", "model.net.dcgan.d_width=8", "model.net.mlp.width=32", "data.batch_size=16",
@@ -176,3 +176,13 @@ def test_ddp_on_cpu_keeps_ranks_identical(tmp_path):
     assert sync == {"world_size": 2, "max_abs_weight_diff": 0.0, "step": 6}
     ckpt = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     assert ckpt["gan_lab"]["counters"]["step"] == 6 and ckpt["gan_lab"]["counters"]["d"] == 30
+
+
+def test_ddp_ranks_draw_their_own_noise_and_resume_exactly(tmp_path):
+    ckpt = assert_ddp_continued_run_equals_longer_run(["model=wgan_gp", "data=ring8"], tmp_path, first=2, total=4)
+    ranks = ckpt["gan_lab"]["per_rank"]
+    assert len(ranks) == 2
+    # rank 0 keeps the streams a single-process run has; rank 1 draws latents of its own
+    assert torch.equal(ranks[0]["rng"]["torch"], ckpt["gan_lab"]["rng"]["torch"])
+    assert not torch.equal(ranks[0]["rng"]["torch"], ranks[1]["rng"]["torch"])
+    assert ranks[0]["rng"]["python"] != ranks[1]["rng"]["python"]

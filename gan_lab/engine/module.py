@@ -183,6 +183,14 @@ class LabModule(L.LightningModule):
         if self.channels_last:  # before the optimizers are built and DDP wraps the networks
             for module in list(self.nets.values()) + list(self.ema.values()):
                 module.to(memory_format=torch.channels_last)
+        trainer = self._trainer
+        if stage == "fit" and trainer is not None and trainer.world_size > 1:
+            # Every process was seeded alike, so the networks start identical. From here on each
+            # process must draw its own latents (and other noise): otherwise every rank would
+            # generate the very same fake batch and N processes would train on 1/N of the fakes
+            # a batch of that global size should see. Rank 0 keeps the single-process stream.
+            # A resumed run replaces these states with the ones saved for each rank.
+            reseed_for_rank(trainer.global_rank)
 
     def on_fit_start(self) -> None:
         from lightning.pytorch.plugins.precision import MixedPrecision, Precision
@@ -488,7 +496,28 @@ class LabModule(L.LightningModule):
     def load_family_state(self, state: dict) -> None:
         """Hook: restore :meth:`family_state`."""
 
+    def rank_state(self) -> dict:
+        """What differs between DDP processes and a checkpoint must hold for each of them: the
+        random streams and the family state (CycleGAN's image pools, jitter streams)."""
+        return {
+            "rng": {
+                "torch": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None,
+                "numpy": np.random.get_state(),
+                "python": random.getstate(),
+            },
+            "family_state": self.family_state(),
+        }
+
     def on_save_checkpoint(self, checkpoint: dict) -> None:
+        mine = self.rank_state()
+        trainer = self._trainer
+        per_rank = None
+        if trainer is not None and trainer.world_size > 1:
+            # every process takes part in a save (the lab's checkpoints are written from a
+            # collective call), so each one's streams can be gathered into rank 0's file
+            per_rank = [None] * trainer.world_size
+            torch.distributed.all_gather_object(per_rank, mine)
         checkpoint["gan_lab"] = {
             **self.lab_meta,
             "format": CHECKPOINT_FORMAT,
@@ -497,24 +526,27 @@ class LabModule(L.LightningModule):
             "counters": dict(self.counters),
             "phase": self.phase.name,
             "skipped_steps": self.skipped_steps,
-            "family_state": self.family_state(),
-            "rng": {
-                "torch": torch.get_rng_state(),
-                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None,
-                "numpy": np.random.get_state(),
-                "python": random.getstate(),
-            },
+            # rank 0's, also what a run on another number of processes resumes from
+            "family_state": mine["family_state"],
+            "rng": mine["rng"],
+            "per_rank": per_rank,
         }
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         meta = checkpoint.get("gan_lab", {})
         self.load_counters(meta)
         self.skipped_steps = int(meta.get("skipped_steps", 0))
-        self.load_family_state(meta.get("family_state") or {})
+        trainer = self._trainer
+        world, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+        per_rank = meta.get("per_rank")
+        own = per_rank[rank] if per_rank and len(per_rank) == world else None
+        state = own or {"rng": meta.get("rng"), "family_state": meta.get("family_state")}
+        self.load_family_state(state.get("family_state") or {})
         # Lightning restores the checkpoint after run() seeded everything and before the first
         # batch; nothing draws from these generators in between, so the resumed run continues
-        # the uninterrupted run's random streams exactly (tests/test_resume.py).
-        rng = meta.get("rng")
+        # the uninterrupted run's random streams exactly (tests/test_resume.py), on every rank
+        # when the number of processes is the one that saved it.
+        rng = state.get("rng")
         if rng:
             torch.set_rng_state(rng["torch"])
             if rng.get("cuda") is not None and torch.cuda.is_available():
@@ -524,8 +556,23 @@ class LabModule(L.LightningModule):
                     pass
             np.random.set_state(rng["numpy"])
             random.setstate(rng["python"])
+        if own is None and rank > 0:
+            # another number of processes than the one that saved: every rank got rank 0's
+            # streams, so give the others their own again (no longer an exact continuation)
+            reseed_for_rank(rank, salt=self.counters["tick"])
 
     def load_counters(self, meta: dict) -> None:
         counters = meta.get("counters") or {}
         for key in self.counters:
             self.counters[key] = int(counters.get(key, 0))
+
+
+def reseed_for_rank(rank: int, salt: int = 0) -> None:
+    """Give DDP process ``rank`` (> 0) random streams of its own, derived from the run's seed;
+    rank 0 keeps its streams, so its draws are those of a single-process run."""
+    if rank == 0:
+        return
+    seed = (torch.initial_seed() + 1_000_003 * rank + 7_919 * salt) % 2**32
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    random.seed(seed)

@@ -16,8 +16,8 @@ A step is one update of the generator(s). The adversarial losses are the lab's (
 scaled like the originals (:mod:`gan_lab.losses.translation`). Random jitter (resize to
 ``load_size``, crop ``crop_size``, mirror: ``DataInfo.extras``) is applied here, from a generator
 of the family's whose state is saved in checkpoints; image pools are saved the same way. Under
-DDP each process keeps its own pools and jitter stream and Lightning saves rank 0's: a DDP run
-resumes correctly but not bit-exactly (a single process resumes exactly).
+DDP each process keeps its own pools and jitter stream; the engine saves every rank's (family
+state and random streams), so a DDP run resumes exactly on the same number of processes.
 
 Evaluation (``metrics=[...]`` and ``gan_lab.evaluate``) scores translations of the **test split**:
 :meth:`evaluation_sample` translates test inputs (all of them, in a seeded order, cycling when
