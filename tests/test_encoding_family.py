@@ -5,6 +5,7 @@ metrics and the mistakes a user can make (DDP: tests/test_encoding_ddp.py)."""
 import json
 import os
 
+import lightning as L
 import numpy as np
 import pytest
 import torch
@@ -261,3 +262,42 @@ def test_bad_input_on_the_command_line_exits_2(tmp_path):
     assert r.returncode == 2
     assert r.stderr.strip().splitlines()[-1].startswith("gan_lab: error: model.prior.name=mixture is a 2-D prior")
     assert not (tmp_path / "run").exists()
+
+
+# ------------------------------------------------------------------ the divergence guard, precision
+
+
+class PoisonTick(L.Callback):
+    """A NaN in the training batch of batch number ``tick``."""
+
+    def __init__(self, tick: int):
+        self.tick = tick
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx):
+        if module.counters["tick"] + 1 == self.tick:
+            batch.x[0].fill_(float("nan"))
+
+
+def test_nan_stops_or_is_skipped(tmp_path, monkeypatch):
+    from gan_lab import train as train_mod
+    from gan_lab.errors import NonFiniteError
+
+    original = train_mod.build_trainer
+
+    def poisoned(cfg, run_dir, callbacks, loggers):
+        return original(cfg, run_dir, callbacks + [PoisonTick(2)], loggers)
+
+    monkeypatch.setattr(train_mod, "build_trainer", poisoned)
+    with pytest.raises(NonFiniteError, match=r"diverged at step 2 \(recon update 2\)"):
+        train(args_of("aae") + ["trainer.max_steps=3"], tmp_path / "stop")
+    # skip: GLO's one update over two groups is skipped once; table and generator stay finite
+    metrics = train(args_of("glo") + ["trainer.max_steps=3", "divergence=skip"], tmp_path / "skip")
+    assert metrics["skipped_steps"] == 1.0
+    state = load_ckpt(tmp_path / "skip")["state_dict"]
+    assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())
+
+
+@pytest.mark.parametrize("name", ["aae_semi", "glo", "gon"])
+def test_bf16_mixed_precision_trains(name, tmp_path):
+    metrics = train(args_of(name) + ["trainer.max_steps=2", "trainer.precision=bf16-mixed"], tmp_path)
+    assert all(np.isfinite(v) for v in metrics.values())

@@ -314,8 +314,10 @@ class LabModule(L.LightningModule):
             for p in was_trainable:
                 p.requires_grad_(True)
         terms = {f"{update.name}_loss": loss, **logs}
+        skipped = self.skipped_steps
         for name, optimizer in zip(update.groups, optimizers):
             self.guarded_step(update, self.groups[name], optimizer, terms, logs if will_log else None)
+        self.skipped_steps = min(self.skipped_steps, skipped + 1)  # one update skipped, however many groups
         if update.after is not None:
             getattr(self, update.after)()
         self.counters[update.name] += 1
