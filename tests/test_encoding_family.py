@@ -83,7 +83,12 @@ def test_pictures_in_the_run_directory(tmp_path):
     from PIL import Image
 
     train(args_of("aae") + ["model.prior.name=mixture", "trainer.max_steps=2", "callbacks=default",
-                            "callbacks.samples.every_n_steps=1"], tmp_path / "aae")
+                            "callbacks.samples.every_n_steps=1", "logger=tensorboard"], tmp_path / "aae")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(tmp_path / "aae" / "tensorboard"))
+    events.Reload()  # every picture went to TensorBoard too, under its own tag
+    assert {"samples", "reconstructions", "interpolations", "codes"} <= set(events.Tags()["images"])
     names = sorted(os.listdir(tmp_path / "aae" / "samples"))
     for kind in ("step", "reconstructions_step", "interpolations_step", "codes_step"):
         assert f"{kind}_0000001.png" in names and f"{kind}_0000002.png" in names
@@ -177,6 +182,9 @@ def test_sample_cli(ckpts, tmp_path, capsys):
     assert sample.main([f"ckpt={ckpts['aae_supervised']}", "n=12", "labels=3", f"out={tmp_path}/s.npz"]) == 0
     d = np.load(tmp_path / "s.npz")
     assert d["samples"].shape == (12, 1, 28, 28) and (d["labels"] == 3).all()
+    # the semi-supervised AAE's categories are the classes: labels= picks them too
+    assert sample.main([f"ckpt={ckpts['aae_semi']}", "n=4", "labels=[1,2]", f"out={tmp_path}/semi.npz"]) == 0
+    assert np.load(tmp_path / "semi.npz")["labels"].tolist() == [1, 2, 1, 2]
     for name in ("glo", "gon", "aae_cluster"):
         assert sample.main([f"ckpt={ckpts[name]}", "n=5", f"out={tmp_path}/{name}.npz", "seed=1"]) == 0
         again = tmp_path / f"{name}_again.npz"
