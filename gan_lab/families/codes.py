@@ -102,7 +102,8 @@ class CodeModel(LabModule):
 
     @torch.no_grad()
     def classify(self, x: Tensor, batch_size: int = 500) -> Tensor:
-        """Category logits ``(B, K)`` of real samples (classifying and clustering models)."""
+        """Category scores ``(B, K)`` of real samples (classifying and clustering models: the
+        softmax of y); their argmax is the predicted class or cluster."""
         if not (self.has_classifier or self.num_clusters):
             raise UserError(f"model={self.name} has no classifier")
         out = []
