@@ -51,6 +51,16 @@ def test_each_model_trains_a_few_steps(name, tmp_path):
         table = ckpt["state_dict"]["nets.codes.weight"]
         assert table.shape == (4500, 32) and torch.allclose(table.norm(dim=1), torch.ones(4500), atol=1e-5)
         assert len(ckpt["optimizer_states"]) == 2 and ckpt["gan_lab"]["config"]["model"]["num_codes"] == 4500
+        # plain SGD on the table: the codes of the 2 x 8 images trained on moved, the rest kept
+        # their PCA start (up to the re-projection's round-off)
+        from gan_lab.data.sources import MNIST5k
+        from gan_lab.families.latent import pca_codes
+
+        dataset = MNIST5k().load()[0]
+        start = pca_codes(dataset.take(torch.arange(len(dataset))).x, 32)
+        change = (table - start).abs().max(dim=1).values
+        moved, kept = int((change > 1e-4).sum()), int((change <= 1e-6).sum())
+        assert 1 <= moved <= 16 and moved + kept == 4500
 
 
 @pytest.mark.parametrize("name", list(MODELS))
