@@ -18,7 +18,7 @@ Runs are appended to ``results/encoding_runs.jsonl`` (a study can be run in slot
 processes); ``report`` rebuilds ``results/encoding.{md,json}`` from it.
 
     .venv/bin/python benchmarks/encoding.py which=semi,cluster,generation [seeds=3] [first_seed=0] \\
-        [semi_seconds=60] [cluster_seconds=60] [gen_seconds=45] [threads=1]
+        [semi_seconds=60] [cluster_seconds=120] [gen_seconds=60] [models=aae_semi,...] [labels=10,100] [threads=1]
     .venv/bin/python benchmarks/encoding.py report
 """
 
@@ -95,6 +95,23 @@ def _rows(runs: list[dict], study: str) -> list[dict]:
     return [r for r in runs if r["study"] == study]
 
 
+def _by_budget(rs: list[dict]) -> list[list[dict]]:
+    """Runs grouped by their CPU budget (runs without one form one group), smallest first."""
+    budgets = sorted({r.get("budget_cpu_s", 0.0) for r in rs})
+    return [[r for r in rs if r.get("budget_cpu_s", 0.0) == b] for b in budgets]
+
+
+def _semi_line(lines: list[str], summary: dict, model: str, per_class: int, rs: list[dict]) -> None:
+    err = mean_se([100 * r["test_error"] for r in rs])
+    steps = mean_se([r["steps"] for r in rs])[0] if "steps" in rs[0] else None
+    budget = f"{rs[0]['budget_cpu_s']:.0f} CPU s" if "budget_cpu_s" in rs[0] else "≥ 500 updates"
+    lines.append(f"| {model} | {10 * per_class} ({per_class}) | {budget} | "
+                 f"{'—' if steps is None else f'{steps:.0f}'} | {len(rs)} | {pm(*err, len(rs), 2)} | "
+                 f"{PUBLISHED.get((model, per_class), '—')} |")
+    summary["semi"].append({"model": model, "per_class": per_class, "seeds": len(rs), "test_error_pct": err,
+                            "steps": steps, "budget_cpu_s": rs[0].get("budget_cpu_s")})
+
+
 def report() -> None:
     runs = read_jsonl(RUNS)
     info = runs[-1]["machine"] if runs else machine()
@@ -109,33 +126,27 @@ def report() -> None:
         summary["semi"] = []
         for per_class in LABELS_PER_CLASS:
             for model in ("aae_semi", "ssgan", "supervised CNN"):
-                rs = [r for r in semi if r["model"] == model and r["per_class"] == per_class]
-                if not rs:
-                    continue
-                err = mean_se([100 * r["test_error"] for r in rs])
-                steps = mean_se([r["steps"] for r in rs])[0] if "steps" in rs[0] else None
-                budget = f"{rs[0]['budget_cpu_s']:.0f} CPU s" if "budget_cpu_s" in rs[0] else "≥ 500 updates"
-                lines.append(f"| {model} | {10 * per_class} ({per_class}) | {budget} | "
-                             f"{'—' if steps is None else f'{steps:.0f}'} | {len(rs)} | {pm(*err, len(rs), 2)} | "
-                             f"{PUBLISHED.get((model, per_class), '—')} |")
-                summary["semi"].append({"model": model, "per_class": per_class, "seeds": len(rs), "test_error_pct": err,
-                                        "steps": steps})
+                for rs in _by_budget([r for r in semi if r["model"] == model and r["per_class"] == per_class]):
+                    _semi_line(lines, summary, model, per_class, rs)
         lines.append("")
 
     cluster = _rows(runs, "cluster")
     if cluster:
-        acc = mean_se([100 * r["cluster_acc"] for r in cluster])
-        err = mean_se([100 * (1 - r["cluster_acc"]) for r in cluster])
-        used = mean_se([r["clusters_used"] for r in cluster])
-        steps = mean_se([r["steps"] for r in cluster])[0]
-        n = len(cluster)
         lines += ["## Unsupervised clustering (aae_cluster, 16 clusters)", "",
                   "| budget | steps | seeds | cluster accuracy % ↑ | error % ↓ | clusters used | published error |",
-                  "|---|---|---|---|---|---|---|",
-                  f"| {cluster[0]['budget_cpu_s']:.0f} CPU s | {steps:.0f} | {n} | {pm(*acc, n, 1)} | {pm(*err, n, 1)} | "
-                  f"{pm(*used, n, 1)} | 9.55 % (AAE, 16 clusters, full MNIST) |", ""]
-        summary["cluster"] = {"seeds": n, "cluster_acc_pct": acc, "error_pct": err, "clusters_used": used,
-                              "steps": steps}
+                  "|---|---|---|---|---|---|---|"]
+        summary["cluster"] = []
+        for rs in _by_budget(cluster):
+            acc = mean_se([100 * r["cluster_acc"] for r in rs])
+            err = mean_se([100 * (1 - r["cluster_acc"]) for r in rs])
+            used = mean_se([r["clusters_used"] for r in rs])
+            steps = mean_se([r["steps"] for r in rs])[0]
+            n = len(rs)
+            lines.append(f"| {rs[0]['budget_cpu_s']:.0f} CPU s | {steps:.0f} | {n} | {pm(*acc, n, 1)} | {pm(*err, n, 1)} | "
+                         f"{pm(*used, n, 1)} | 9.55 % (AAE, 16 clusters, full MNIST) |")
+            summary["cluster"].append({"seeds": n, "cluster_acc_pct": acc, "error_pct": err, "clusters_used": used,
+                                       "steps": steps, "budget_cpu_s": rs[0]["budget_cpu_s"]})
+        lines.append("")
 
     gen = _rows(runs, "generation")
     if gen:
@@ -143,10 +154,7 @@ def report() -> None:
                   "| model | budget | steps | seeds | domain-FID ↓ | precision ↑ | recall ↑ | classes covered | "
                   "test recon MSE ↓ | test recon PSNR ↑ |", "|---|---|---|---|---|---|---|---|---|---|"]
         summary["generation"] = []
-        for model in GEN_MODELS:
-            rs = [r for r in gen if r["model"] == model]
-            if not rs:
-                continue
+        for model, rs in [(m, g) for m in GEN_MODELS for g in _by_budget([r for r in gen if r["model"] == m])]:
             n = len(rs)
             row = {k: mean_se([r[k] for r in rs]) for k in ("fid", "precision", "recall", "classes_covered")}
             cells = [pm(*row["fid"], n, 1), pm(*row["precision"], n, 3), pm(*row["recall"], n, 3),
@@ -159,7 +167,8 @@ def report() -> None:
                     cells.append("—")
             steps = mean_se([r["steps"] for r in rs])[0]
             lines.append(f"| {model} | {rs[0]['budget_cpu_s']:.0f} CPU s | {steps:.0f} | {n} | " + " | ".join(cells) + " |")
-            summary["generation"].append({"model": model, "seeds": n, "steps": steps, **row})
+            summary["generation"].append({"model": model, "seeds": n, "steps": steps,
+                                          "budget_cpu_s": rs[0]["budget_cpu_s"], **row})
         lines.append("")
     lines.append("Mean ± s.e. over seeds. " + machine_line(info))
     write_json(os.path.join(RESULTS, "encoding.json"), summary)
@@ -171,8 +180,8 @@ def main(argv: list[str]) -> None:
         report()
         return
     args, extra = parse_args(argv, {"which": "semi,cluster,generation", "seeds": "3", "first_seed": "0",
-                                    "semi_seconds": "60", "cluster_seconds": "60", "gen_seconds": "45",
-                                    "threads": "1"})
+                                    "semi_seconds": "60", "cluster_seconds": "120", "gen_seconds": "60",
+                                    "models": "", "labels": "10,100", "threads": "1"})
     if extra:
         raise SystemExit(f"unknown arguments {extra}")
     pin_threads(int(args["threads"]))
@@ -180,10 +189,12 @@ def main(argv: list[str]) -> None:
     which = args["which"].split(",")
     seeds = range(int(args["first_seed"]), int(args["first_seed"]) + int(args["seeds"]))
     info = machine()
-    done = {(r["study"], r["model"], r.get("per_class"), r["seed"]) for r in read_jsonl(RUNS)}
+    done = {(r["study"], r["model"], r.get("per_class"), r["seed"], r.get("budget_cpu_s")) for r in read_jsonl(RUNS)}
+    models = set(args["models"].split(",")) if args["models"] else None
+    labels = [int(v) for v in args["labels"].split(",")]
 
     def run(study, model, seed, make, per_class=None, budget=None):
-        if (study, model, per_class, seed) in done:
+        if (study, model, per_class, seed, budget) in done or (models is not None and model not in models):
             return
         rec = {"study": study, "model": model, "per_class": per_class, "seed": seed, **make()}
         if budget is not None:
@@ -194,7 +205,7 @@ def main(argv: list[str]) -> None:
     for seed in seeds:
         if "semi" in which:
             budget = float(args["semi_seconds"])
-            for per_class in LABELS_PER_CLASS:
+            for per_class in labels:
                 for model in ("aae_semi", "ssgan"):
                     run("semi", model, seed, lambda: semi_row(model, per_class, seed, budget), per_class, budget)
                 run("semi", "supervised CNN", seed, lambda: cnn_semi_row(per_class, seed), per_class)
