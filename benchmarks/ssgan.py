@@ -49,7 +49,7 @@ def gan_row(row: str, seed: int, steps: int) -> dict:
     return {"test_acc": scores["test_acc"], "fid": scores["fid"], "g_steps": g_steps, "train_s": round(spent, 1)}
 
 
-def cnn_row(row: str, seed: int) -> dict:
+def cnn_row(row: str, seed: int, per_class: int = PER_CLASS) -> dict:
     import time
 
     import hydra
@@ -58,7 +58,7 @@ def cnn_row(row: str, seed: int) -> dict:
     from common import compose
     from gan_lab.metrics.domain import train_domain_classifier
 
-    cfg = compose(["model=ssgan", "data=mnist_5k", f"data.labeled_per_class={PER_CLASS}"], "/tmp/unused")
+    cfg = compose(["model=ssgan", "data=mnist_5k", f"data.labeled_per_class={per_class}"], "/tmp/unused")
     dm = hydra.utils.instantiate(cfg.data, _convert_="all")
     x, y = dm.labelled_tensors()
     if row == "supervised CNN":

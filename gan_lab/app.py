@@ -114,6 +114,22 @@ def instantiate(cfg: Any, what: str, **kwargs) -> Any:
         raise UserError(f"{what}: {one_line(str(cause or err))}") from None
 
 
+def split_data_overrides(argv: list[str]) -> tuple[list[str], list[str]]:
+    """``data.<key>=<v>`` items (applied to the checkpoint's data config) and the rest."""
+    data = [a for a in argv if a.lstrip("+").startswith("data.")]
+    return [a for a in argv if a not in data], [a.lstrip("+")[len("data."):] for a in data]
+
+
+def data_config(run_cfg, data_overrides: list[str]):
+    """The run's data config with ``data.*`` overrides, typed as on Hydra's command line."""
+    from omegaconf import OmegaConf
+
+    base = OmegaConf.create(OmegaConf.to_container(run_cfg.data, resolve=True))
+    try:
+        return OmegaConf.merge(base, OmegaConf.from_dotlist(data_overrides))
+    except Exception as err:  # malformed dotlist
+        raise UserError(f"bad data override {data_overrides}: {err}") from None
+
 
 def one_line(text: str) -> str:
     """A multi-line library message as one line."""

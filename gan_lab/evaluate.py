@@ -19,28 +19,13 @@ import sys
 
 from omegaconf import OmegaConf
 
-from gan_lab.app import cli_main, compose, instantiate, log
+from gan_lab.app import cli_main, compose, data_config, instantiate, log, split_data_overrides
 from gan_lab.errors import UserError
 
 USAGE = ("usage: python -m gan_lab.evaluate ckpt=<file> metrics=[fid,is,kid,pr] n=<N> "
          "[feature=domain|inception|torchscript] [out=<file.json>] [ema=true|false] [seed=<s>] "
          "[batch_size=<B>] [num_real=<M>] [truncation=<psi>|[psi1,psi2,...]] [feature.<key>=<v>] [data.<key>=<v>]\n"
          "settings and their meaning: gan_lab/conf/evaluate.yaml; metrics: gan_lab/conf/metrics/")
-
-
-def split_data_overrides(argv: list[str]) -> tuple[list[str], list[str]]:
-    """``data.<key>=<v>`` items (applied to the checkpoint's data config) and the rest."""
-    data = [a for a in argv if a.lstrip("+").startswith("data.")]
-    return [a for a in argv if a not in data], [a.lstrip("+")[len("data."):] for a in data]
-
-
-def data_config(run_cfg, data_overrides: list[str]):
-    """The run's data config with ``data.*`` overrides, typed as on Hydra's command line."""
-    base = OmegaConf.create(OmegaConf.to_container(run_cfg.data, resolve=True))
-    try:
-        return OmegaConf.merge(base, OmegaConf.from_dotlist(data_overrides))
-    except Exception as err:  # malformed dotlist
-        raise UserError(f"bad data override {data_overrides}: {err}") from None
 
 
 def truncations(value) -> list | None:

@@ -44,6 +44,8 @@ class SampleGrid(L.Callback):
         path = os.path.join(self.dirpath, f"step_{step:07d}{modality.figure_suffix()}")
         path = modality.save_figure(batch.x, path, info, real=real, row_labels=row_labels, nrow=nrow)
         modality.log_figure(trainer, path, step)
+        for key, figure in module.figures(self.dirpath, step).items():
+            modality.log_figure(trainer, figure, step, key=key)
         return path
 
     @rank_zero_only

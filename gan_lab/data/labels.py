@@ -47,6 +47,19 @@ def labeled_subset(y: Tensor, per_class: int, seed: int = 0, num_classes: int | 
     return mask
 
 
+def labelled_pool(datamodule, device) -> tuple[Tensor, Tensor] | None:
+    """The labelled subset of a semi-supervised run (``data.labeled_per_class``) as ``(x, y)``
+    tensors on ``device``, from which a model draws its supervised batches; ``None`` without that
+    setting."""
+    from gan_lab.data.module import take
+
+    mask = getattr(datamodule, "labeled_mask", None) if datamodule is not None else None
+    if mask is None:
+        return None
+    batch = take(datamodule.dataset, torch.nonzero(mask).flatten())
+    return batch.x.to(device), batch.y.long().to(device)
+
+
 def parse_labels(spec: object, num_classes: int) -> list[int]:
     """The classes a ``labels=`` request names: ``"all"`` (every class), one class ``k`` or a list
     ``"k1,k2,..."`` (or a Python list/tuple of ints). A class outside ``0 .. num_classes - 1``, or

@@ -108,8 +108,9 @@ class LabModule(L.LightningModule):
             if missing:
                 raise ValueError(f"optimizer group {g.name} names unknown networks {missing}")
         for u in self.updates.values():
-            if u.group not in self.groups:
-                raise ValueError(f"update {u.name} names unknown optimizer group {u.group}")
+            for g in u.groups:
+                if g not in self.groups:
+                    raise ValueError(f"update {u.name} names unknown optimizer group {g}")
             for method in (u.loss, u.after):
                 if method is not None and not callable(getattr(self, method, None)):
                     raise ValueError(f"update {u.name} names {method}, which {type(self).__name__} does not have")
@@ -203,9 +204,9 @@ class LabModule(L.LightningModule):
         self._trainable = self.trainable_nets()
         self._group_params = {g: [p for n in self.groups[g].nets for p in self.nets[n].parameters()] for g in self.groups}
         self._frozen_params = {
-            g: [p for n in self._trainable if n not in self.groups[g].nets for p in self.nets[n].parameters()
-                if p.requires_grad]
-            for g in self.groups
+            groups: [p for n in self._trainable if n not in self._update_nets(groups) for p in self.nets[n].parameters()
+                     if p.requires_grad]
+            for groups in {(g,) for g in self.groups} | {u.groups for u in self.updates.values()}
         }
         if self.compile:  # after DDP wrapping (strategy.setup), so the wrappers get compiled
             self._compiled = {n: torch.compile(self.fwd(n, compiled=False), backend=self.compile_backend)
@@ -240,7 +241,7 @@ class LabModule(L.LightningModule):
         return [p for n in self.groups[group].nets for p in self.nets[n].parameters()]
 
     _group_params: dict[str, list] | None = None
-    _frozen_params: dict[str, list] | None = None
+    _frozen_params: dict[tuple[str, ...], list] | None = None
 
     # ------------------------------------------------------------------ the loop
 
@@ -290,14 +291,17 @@ class LabModule(L.LightningModule):
         run's final step."""
         return step % self.log_every == 0 or step == self.max_steps
 
+    def _update_nets(self, groups: tuple[str, ...]) -> set[str]:
+        return {n for g in groups for n in self.groups[g].nets}
+
     def apply_update(self, update: Update, batch: Batch, will_log: bool) -> dict:
-        """One optimizer step of ``update``'s group: the loss with every other network frozen,
+        """One optimizer step of ``update``'s group(s): the loss with every other network frozen,
         the guard, the step, the after-step hook."""
-        group = self.groups[update.group]
-        optimizer = self._optimizer(update.group)
-        frozen = [n for n in self.trainable_nets() if n not in group.nets]
+        trained = self._update_nets(update.groups)
+        optimizers = [self._optimizer(g) for g in update.groups]
+        frozen = [n for n in self.trainable_nets() if n not in trained]
         if self._frozen_params is not None:
-            was_trainable = self._frozen_params[update.group]
+            was_trainable = self._frozen_params[update.groups]
         else:
             was_trainable = [p for n in frozen for p in self.nets[n].parameters() if p.requires_grad]
         for p in was_trainable:
@@ -309,14 +313,19 @@ class LabModule(L.LightningModule):
                     if wrapper is not None and hasattr(wrapper, "no_sync"):
                         stack.enter_context(wrapper.no_sync())
                 loss, logs = getattr(self, update.loss)(batch)
-                optimizer.zero_grad(set_to_none=True)
+                for optimizer in optimizers:
+                    optimizer.zero_grad(set_to_none=True)
                 # backward unconditionally: a NaN/Inf loss gives NaN/Inf gradients, and the guard
                 # below checks loss terms and gradient norm with one device sync
                 self.backward_loss(loss)
         finally:
             for p in was_trainable:
                 p.requires_grad_(True)
-        self.guarded_step(update, group, optimizer, {f"{update.name}_loss": loss, **logs}, logs if will_log else None)
+        terms = {f"{update.name}_loss": loss, **logs}
+        skipped = self.skipped_steps
+        for name, optimizer in zip(update.groups, optimizers):
+            self.guarded_step(update, self.groups[name], optimizer, terms, logs if will_log else None)
+        self.skipped_steps = min(self.skipped_steps, skipped + 1)  # one update skipped, however many groups
         if update.after is not None:
             getattr(self, update.after)()
         self.counters[update.name] += 1
@@ -336,7 +345,9 @@ class LabModule(L.LightningModule):
         params = self.group_parameters(group.name)
         norm = total_norm(p.grad for p in params)
         if logs is not None:
-            logs[f"{update.name}_grad_norm"] = norm
+            # an update stepping several groups logs one norm per extra group
+            key = update.name if group.name == update.group else f"{update.name}_{group.name}"
+            logs[f"{key}_grad_norm"] = norm
         scaler = getattr(getattr(self._trainer, "precision_plugin", None), "scaler", None)
         # under fp16 loss scaling Inf gradients are expected: the scaler skips those steps
         flags = [] if scaler is not None else [torch.isfinite(norm)]
@@ -486,6 +497,12 @@ class LabModule(L.LightningModule):
 
         count = getattr(get_modality(self.data_info), "figure_samples", 64)
         return self.sample(count, generator), None, None
+
+    def figures(self, directory: str, step: int) -> dict[str, str]:
+        """Hook: pictures beyond the sample grid, written into ``directory`` at every grid
+        (reconstructions, code scatters, interpolations); returns ``{logger key: path}``. Like
+        :meth:`grid` it must draw from generators of its own and leave training state untouched."""
+        return {}
 
     # ------------------------------------------------------------------ checkpoint state
 

@@ -34,7 +34,9 @@ class Update:
 
     ``loss`` names a method ``(batch) -> (loss tensor, logs dict)``. While it runs, every network
     outside ``group`` is frozen (no parameter gradients, no DDP gradient sync). ``after`` names an
-    optional method called after the optimizer step (WGAN's weight clipping).
+    optional method called after the optimizer step (WGAN's weight clipping). ``also`` names
+    further groups stepped from the same backward pass (joint optimisation: GLO's generator with
+    its table of per-image codes, each with its own optimizer).
     """
 
     name: str
@@ -43,10 +45,17 @@ class Update:
     every: int = 1
     step: bool = False
     after: str | None = None
+    also: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if int(self.every) < 1:
             raise ValueError(f"update {self.name}: every must be >= 1, got {self.every}")
+        object.__setattr__(self, "also", tuple(self.also))
+
+    @property
+    def groups(self) -> tuple[str, ...]:
+        """Every optimizer group this update steps: ``group`` first, then ``also``."""
+        return (self.group, *self.also)
 
 
 @dataclass(frozen=True)

@@ -300,14 +300,9 @@ class ConditionalGAN(AdversarialGAN):
         """SSGAN: the labelled subset (``data.labeled_per_class``) as tensors on this device; D's
         supervised loss draws a batch of it every update. Without that setting every label of
         the training batch is used."""
-        from gan_lab.data.module import take
+        from gan_lab.data.labels import labelled_pool
 
-        mask = getattr(datamodule, "labeled_mask", None) if datamodule is not None else None
-        if mask is None:
-            self.labelled_pool = None
-            return
-        batch = take(datamodule.dataset, torch.nonzero(mask).flatten())
-        self.labelled_pool = (batch.x.to(self.device), batch.y.long().to(self.device))
+        self.labelled_pool = labelled_pool(datamodule, self.device)
 
     def prepare_batch(self, batch: Batch) -> Batch:
         if batch.y is None:

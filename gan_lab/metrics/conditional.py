@@ -185,6 +185,7 @@ def check_model_metrics(module, metrics) -> None:
     if not metrics:
         return
     from gan_lab.metrics.evaluator import parse_metrics
+    from gan_lab.metrics.registry import METRICS
 
     chosen = parse_metrics(metrics)
     for name, options in chosen.items():
@@ -193,8 +194,11 @@ def check_model_metrics(module, metrics) -> None:
                             "is unconditional (use cgan, acgan, cgan_proj or biggan)")
         if name in CLASSIFIER_METRICS and not getattr(module, "has_classifier", False):
             raise UserError(f"metric '{name}' scores a model's own classifier; model={module.name} has none "
-                            "(ssgan and acgan have one)")
-        if name in ("cas", "test_acc"):
+                            "(ssgan, acgan and aae_semi have one)")
+        check = getattr(METRICS[name].factory, "check_model", None)
+        if check is not None:  # a metric that states what a model must give it (recon, cluster_acc)
+            check(module, options or {})
+        if name in ("cas", "test_acc") or check is not None:
             split = (options or {}).get("split", "test")
             splits = _source_splits(module)
             if splits is not None and split not in splits:
@@ -422,7 +426,7 @@ class CASMetric:
 
 
 @register_metric("test_acc", keys=("test_acc",), needs={"data"}, modalities=("image", "points"),
-                 aliases=("ssl_acc", "classifier_acc"),
+                 aliases=("ssl_acc", "classifier_acc", "accuracy"),
                  summary="accuracy of the model's own classifier (the semi-supervised GAN's D) on the real test split")
 class TestAccMetric:
     """``test_acc`` and ``test_acc/<class>``: the model's classifier (handed over with its samples,

@@ -38,22 +38,31 @@ def _num_upsamples(image_size: int) -> int:
 
 
 class DCGANGenerator(nn.Module):
-    def __init__(self, latent_dim: int, out_channels: int, image_size: int, width: int = 64):
+    """``batch_norm=False`` drops the batch norms (and gives the convolutions biases): a sample
+    then depends on its own latent only, which Gradient Origin Networks need (their latent is a
+    gradient through the network, which batch statistics would couple across the batch)."""
+
+    def __init__(self, latent_dim: int, out_channels: int, image_size: int, width: int = 64,
+                 batch_norm: bool = True):
         super().__init__()
         self.latent_dim = latent_dim
         n_up = _num_upsamples(image_size)
         base = size_plan(image_size)[0]
         ch = width * 2 ** (n_up - 1)
+
+        def norm(channels: int) -> list[nn.Module]:
+            return [nn.BatchNorm2d(channels)] if batch_norm else []
+
         layers: list[nn.Module] = [
             # projection of z (seen as a 1x1 map) to the first base x base feature map
-            nn.ConvTranspose2d(latent_dim, ch, base, 1, 0, bias=False),
-            nn.BatchNorm2d(ch),
+            nn.ConvTranspose2d(latent_dim, ch, base, 1, 0, bias=not batch_norm),
+            *norm(ch),
             nn.ReLU(inplace=True),
         ]
         for _ in range(n_up - 1):
             layers += [
-                nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=False),
-                nn.BatchNorm2d(ch // 2),
+                nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=not batch_norm),
+                *norm(ch // 2),
                 nn.ReLU(inplace=True),
             ]
             ch //= 2
