@@ -10,7 +10,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from helpers import assert_ddp_ranks_identical
+from helpers import assert_ddp_continued_run_equals_longer_run, assert_ddp_ranks_identical
 from gan_lab.data.batch import Batch
 from gan_lab.data.info import DataInfo
 from gan_lab.metrics.encoding import SamplesWithCodes
@@ -24,6 +24,11 @@ def test_ddp_ranks_stay_identical(name, tmp_path):
     if name == "glo":  # the table moved where either rank's batches were, the same on both ranks
         table = ckpt["state_dict"]["nets.codes.weight"]
         assert torch.allclose(table.norm(dim=1), torch.ones(len(table)), atol=1e-5)
+
+
+def test_glo_ddp_run_continued_equals_one_longer_run(tmp_path):
+    # the code table, its own optimizer group and every rank's random streams are checkpoint state
+    assert_ddp_continued_run_equals_longer_run(MODELS["glo"] + TINY, tmp_path, first=2, total=4)
 
 
 K, C = 4, 3
