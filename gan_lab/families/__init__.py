@@ -6,7 +6,8 @@ A variant of a family is a config (``gan_lab/conf/model/<name>.yaml``), not a cl
 
 from gan_lab.families.adversarial import AdversarialGAN
 from gan_lab.families.conditional import ConditionalGAN
+from gan_lab.families.stylegan import StyleGAN2
 from gan_lab.families.text import PassGAN, SeqGAN, SequenceLM
 from gan_lab.families.translation import CycleGAN, Pix2Pix
 
-__all__ = ["AdversarialGAN", "ConditionalGAN", "CycleGAN", "PassGAN", "Pix2Pix", "SeqGAN", "SequenceLM"]
+__all__ = ["AdversarialGAN", "ConditionalGAN", "CycleGAN", "PassGAN", "Pix2Pix", "SeqGAN", "SequenceLM", "StyleGAN2"]

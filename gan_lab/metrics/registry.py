@@ -66,6 +66,7 @@ def ensure_registered() -> None:
     """Import the modules whose classes register the lab's metrics."""
     import gan_lab.metrics.builtin  # noqa: F401
     import gan_lab.metrics.conditional  # noqa: F401
+    import gan_lab.metrics.ppl  # noqa: F401
     import gan_lab.metrics.text  # noqa: F401
     import gan_lab.metrics.translation  # noqa: F401
 
