@@ -115,6 +115,38 @@ def instantiate(cfg: Any, what: str, **kwargs) -> Any:
 
 
 
+def parse_seeds(value: Any, key: str, minimum: int = 1) -> list[int]:
+    """Seeds from the command line: ``[1,2,3]``, ``1,2,3``, ``0-7`` (inclusive) or one number;
+    at least ``minimum`` of them."""
+    from omegaconf import ListConfig
+
+    items: list[Any]
+    if isinstance(value, (list, tuple, ListConfig)):
+        items = list(value)
+    elif isinstance(value, int) and not isinstance(value, bool):
+        items = [value]
+    else:
+        text = str(value).strip()
+        if "-" in text.lstrip("-") and "," not in text:
+            lo, hi = text.split("-", 1)
+            if not (lo.strip().isdigit() and hi.strip().isdigit()) or int(lo) > int(hi):
+                raise UserError(f"{key}={value}: give seeds as a list [1,2,3], 1,2,3 or a range like 0-7")
+            items = list(range(int(lo), int(hi) + 1))
+        else:
+            items = [t.strip() for t in text.split(",") if t.strip()]
+    seeds = []
+    for item in items:
+        try:
+            if isinstance(item, bool):
+                raise ValueError
+            seeds.append(int(item))
+        except (TypeError, ValueError):
+            raise UserError(f"{key}={value}: seeds are integers, got {item!r}") from None
+    if len(seeds) < minimum:
+        raise UserError(f"{key}={value}: give at least {minimum} seed{'s' if minimum > 1 else ''}")
+    return seeds
+
+
 def one_line(text: str) -> str:
     """A multi-line library message as one line."""
     return " ".join(text.replace("\t", " ").split())

@@ -25,6 +25,15 @@ from gan_lab.errors import UserError
 AUGMENTS = ("none", "diffaugment", "ada")
 
 
+def check_ada_loss(augmenter, loss: str) -> None:
+    """ADA reads sign(D(real)) as "D thinks it is real": true of logit and hinge discriminators, not
+    of a Wasserstein critic (any shift of it is the same critic) nor of a relativistic one (only
+    differences of its outputs mean something). One line for those."""
+    if getattr(augmenter, "adaptive", False) and (loss == "wasserstein" or loss.startswith("ragan")):
+        raise UserError(f"augment=ada adjusts p from the sign of D's output on real images, which loss={loss} does "
+                        "not give meaning to; use augment=diffaugment")
+
+
 def build_augment(cfg: dict[str, Any] | None, info, model: str, augmentable: bool) -> nn.Module | None:
     """The augmenter of ``cfg`` (``{name: ..., settings}``) for a model on data ``info``, or None;
     one-line errors for data that are not images and models that cannot take it."""

@@ -26,6 +26,7 @@ import torch
 from torch import Tensor
 
 from gan_lab import checks
+from gan_lab.augment import check_ada_loss
 from gan_lab.data.batch import Batch
 from gan_lab.data.info import DataInfo
 from gan_lab.engine import EMASpec, LabModule, OptimGroup, RunOptions, Update
@@ -78,9 +79,7 @@ class AdversarialGAN(LabModule):
     ):
         super().__init__(name, data_info, run)
         self.loss = get_loss(loss)
-        if getattr(self.augmenter, "adaptive", False) and self.loss.wasserstein:
-            raise UserError(f"augment=ada adjusts p from the sign of D's output on real images, which a Wasserstein "
-                            f"critic (loss={self.loss.name}) does not carry; use augment=diffaugment")
+        check_ada_loss(self.augmenter, self.loss.name)
         self.latent_dim = checks.integer(latent_dim, "model.latent_dim", minimum=1)
         self.n_critic = checks.integer(n_critic, "model.n_critic", minimum=1)
         self.pack = checks.integer(pack, "model.pack", minimum=1)

@@ -32,6 +32,7 @@ import torch
 from torch import Tensor
 
 from gan_lab import checks
+from gan_lab.augment import check_ada_loss
 from gan_lab.data.batch import Batch
 from gan_lab.data.info import DataInfo
 from gan_lab.engine import EMASpec, LabModule, OptimGroup, RunOptions, Update
@@ -125,9 +126,7 @@ class StyleGAN2(LabModule):
         img_channels, resolution = check_resolution(tuple(data_info.shape), f"model={name}")
         super().__init__(name, data_info, run)
         self.loss = get_loss(loss)
-        if getattr(self.augmenter, "adaptive", False) and self.loss.wasserstein:
-            raise UserError(f"augment=ada reads the sign of D's output on reals, which loss={self.loss.name} "
-                            "does not carry; use augment=diffaugment")
+        check_ada_loss(self.augmenter, self.loss.name)
         self.resolution = resolution
         self.latent_dim = checks.integer(latent_dim, "model.latent_dim", minimum=1)
         self.w_dim = checks.integer(w_dim, "model.w_dim", minimum=1)
@@ -234,7 +233,9 @@ class StyleGAN2(LabModule):
             penalty, a = path_length_penalty(lengths, self.pl_mean, self.pl_decay,
                                              _all_ranks_mean(lengths.detach().mean()))
         self.pl_mean.copy_(a.detach())
-        loss = penalty.mean() * (self.pl_weight * self.pl_every)
+        # "+ 0 x an output pixel" puts every generator weight in the graph (the Jacobian does not
+        # depend on the last biases): DDP expects a gradient for each, as in the original
+        loss = penalty.mean() * (self.pl_weight * self.pl_every) + fake[:, 0, 0, 0].sum() * 0
         return loss, {"pl_penalty": penalty.mean().detach(), "pl_mean": a.detach()}
 
     def discriminator_loss(self, batch: Batch) -> tuple[Tensor, dict]:
@@ -254,10 +255,17 @@ class StyleGAN2(LabModule):
 
     def r1_loss(self, batch: Batch) -> tuple[Tensor, dict]:
         gamma = self.r1_gamma_for(len(batch))
+        logits = []
+
+        def judge(t: Tensor) -> Tensor:
+            logits.append(self.discriminate(t, penalty=True))
+            return logits[-1]
+
         with torch.autocast(self.device.type, enabled=False):
-            penalty = r1_penalty(lambda t: self.discriminate(t, penalty=True), batch.x.float())
-        # r1_penalty is 1/2 E||grad||^2, so this is gamma/2 E||grad||^2, times the interval
-        return penalty * (gamma * self.r1_every), {"r1_penalty": penalty.detach()}
+            penalty = r1_penalty(judge, batch.x.float())
+        # r1_penalty is 1/2 E||grad||^2, so this is gamma/2 E||grad||^2, times the interval; "+ 0 x the
+        # logits" puts D's last bias in the graph for DDP, as the original does
+        return penalty * (gamma * self.r1_every) + logits[0].sum() * 0, {"r1_penalty": penalty.detach()}
 
     # ------------------------------------------------------------------ EMA: the half-life schedule
 
