@@ -115,6 +115,27 @@ def instantiate(cfg: Any, what: str, **kwargs) -> Any:
 
 
 
+def require(cfg: Any, *keys: str) -> None:
+    """A one-line error for the first of ``keys`` the command line left unset (``???`` or null)."""
+    from omegaconf import OmegaConf
+
+    for key in keys:
+        if OmegaConf.is_missing(cfg, key) or cfg.get(key) is None:
+            raise UserError(f"missing argument: {key}=...")
+
+
+def output_file(path: Any, key: str, extensions: tuple[str, ...], what: str) -> str:
+    """``path`` as a string once it ends in one of ``extensions`` and its folder exists (one line
+    otherwise; ``what`` says what each extension holds)."""
+    path = str(path)
+    if os.path.splitext(path)[1].lower() not in extensions:
+        raise UserError(f"{key}={path}: {what}")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise UserError(f"{key}={path}: folder {folder} does not exist")
+    return path
+
+
 def parse_seeds(value: Any, key: str, minimum: int = 1) -> list[int]:
     """Seeds from the command line: ``[1,2,3]``, ``1,2,3``, ``0-7`` (inclusive) or one number;
     at least ``minimum`` of them."""

@@ -6,9 +6,7 @@ from __future__ import annotations
 import os
 import sys
 
-from omegaconf import OmegaConf
-
-from gan_lab.app import cli_main, compose, log, parse_seeds
+from gan_lab.app import cli_main, compose, log, output_file, parse_seeds, require
 from gan_lab.errors import UserError
 
 USAGE = ("usage: python -m gan_lab.interpolate ckpt=<file> seeds=<a,b[,...]> steps=<n> space=z|w "
@@ -34,15 +32,9 @@ def body(argv: list[str]) -> int:
     from gan_lab.modalities.image import save_image_grid
 
     cfg = compose("interpolate", argv)
-    for key in ("ckpt", "out"):
-        if OmegaConf.is_missing(cfg, key) or cfg.get(key) is None:
-            raise UserError(f"missing argument: {key}=...")
-    out = str(cfg.out)
+    require(cfg, "ckpt", "out")
+    out = output_file(cfg.out, "out", (".png", ".gif"), "write a .png (a strip) or a .gif (an animation)")
     ext = os.path.splitext(out)[1].lower()
-    if ext not in (".png", ".gif"):
-        raise UserError(f"out={out}: write a .png (a strip) or a .gif (an animation)")
-    if not os.path.isdir(os.path.dirname(os.path.abspath(out))):
-        raise UserError(f"out={out}: folder {os.path.dirname(os.path.abspath(out))} does not exist")
     seeds = parse_seeds(cfg.seeds, "seeds", minimum=2)
     steps = checks.integer(cfg.steps, "steps", minimum=2)
     space = checks.choice(cfg.space, "space", ("w", "z"))

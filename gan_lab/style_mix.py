@@ -3,12 +3,9 @@
 
 from __future__ import annotations
 
-import os
 import sys
 
-from omegaconf import OmegaConf
-
-from gan_lab.app import cli_main, compose, log, parse_seeds
+from gan_lab.app import cli_main, compose, log, output_file, parse_seeds, require
 from gan_lab.errors import UserError
 
 USAGE = ("usage: python -m gan_lab.style_mix ckpt=<file> rows=<seeds> cols=<seeds> "
@@ -22,14 +19,8 @@ def body(argv: list[str]) -> int:
     from gan_lab.modalities.image import save_image_grid
 
     cfg = compose("style_mix", argv)
-    for key in ("ckpt", "out"):
-        if OmegaConf.is_missing(cfg, key) or cfg.get(key) is None:
-            raise UserError(f"missing argument: {key}=...")
-    out = str(cfg.out)
-    if os.path.splitext(out)[1].lower() != ".png":
-        raise UserError(f"out={out}: the grid is written as a .png")
-    if not os.path.isdir(os.path.dirname(os.path.abspath(out))):
-        raise UserError(f"out={out}: folder {os.path.dirname(os.path.abspath(out))} does not exist")
+    require(cfg, "ckpt", "out")
+    out = output_file(cfg.out, "out", (".png",), "the grid is written as a .png")
     rows, cols = parse_seeds(cfg.rows, "rows"), parse_seeds(cfg.cols, "cols")
     use_ema = checks.boolean(cfg.ema, "ema")
     module, _, _ = load_module(str(cfg.ckpt))

@@ -153,6 +153,24 @@ def test_r1_and_path_length_losses_against_autograd():
     assert float(loss) == pytest.approx(float(logs["pl_penalty"]) * 2.0 * 4, rel=1e-6)
 
 
+def test_bf16_mixed_with_float32_regularisers(tmp_path):
+    metrics = train(STYLE + ["trainer.max_steps=4", "model.r1.every=2", "model.path_length.every=2",
+                             "trainer.precision=bf16-mixed"], tmp_path)
+    assert all(np.isfinite(v) for v in metrics.values()) and metrics["r1_penalty"] >= 0
+    module, data = build([])
+    dtypes = {"d": [], "g": []}
+    module.nets["discriminator"].register_forward_hook(lambda m, i, o: dtypes["d"].append(o.dtype))
+    # a convolution inside G (the image itself is accumulated in float32 always, as the original)
+    module.nets["synthesis"].blocks[-1].conv1.register_forward_hook(lambda m, i, o: dtypes["g"].append(o.dtype))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        module.discriminator_loss(a_batch(data))
+        module.r1_loss(a_batch(data))
+        module.path_length_loss(a_batch(data))
+    # D(real), D(fake) in bf16 (the fake from a bf16 G); R1's D and the path-length G in float32
+    assert dtypes["d"] == [torch.bfloat16, torch.bfloat16, torch.float32]
+    assert dtypes["g"] == [torch.bfloat16, torch.float32]
+
+
 # ------------------------------------------------------------------ DDP and resume
 
 

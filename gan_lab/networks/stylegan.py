@@ -173,7 +173,7 @@ class MappingNetwork(nn.Module):
     @torch.no_grad()
     def track(self, w_mean: Tensor) -> None:
         """``w_avg <- beta * w_avg + (1 - beta) * w_mean`` (``w_mean``: a batch's mean w)."""
-        self.w_avg.copy_(w_mean.detach().lerp(self.w_avg, self.w_avg_beta))
+        self.w_avg.copy_(w_mean.detach().to(self.w_avg.dtype).lerp(self.w_avg, self.w_avg_beta))
 
 
 # ------------------------------------------------------------------ synthesis
