@@ -243,7 +243,7 @@ def test_mixing_grid_and_interpolation_contents(style_ckpt):
     assert torch.allclose(frames[-1], module.synthesize(ws_col, "fixed")[0], atol=1e-6)
 
 
-def test_evaluate_with_truncation_and_ppl(style_ckpt, tmp_path, monkeypatch):
+def test_evaluate_with_truncation_and_ppl(style_ckpt, tmp_path, monkeypatch, capsys):
     from gan_lab import evaluate
 
     monkeypatch.setenv("GAN_LAB_CACHE", str(tmp_path / "cache"))
@@ -258,6 +258,12 @@ def test_evaluate_with_truncation_and_ppl(style_ckpt, tmp_path, monkeypatch):
     assert evaluate.main([f"ckpt={style_ckpt}", "metrics=[ppl]", "metrics.ppl.space=z", "n=20",
                           "feature=random", f"out={out}"]) == 0
     assert json.loads(out.read_text())["results"]["ppl_z"] > 0
+    # the paper's LPIPS distance needs StyleGAN2-ADA's vgg16.pt: offline without it, one line at start
+    capsys.readouterr()
+    assert evaluate.main([f"ckpt={style_ckpt}", "metrics=[ppl]", "n=20", "feature=torchscript",
+                          f"feature.path={tmp_path}/vgg16.pt", "feature.input_range=[0,255]", "feature.size=null",
+                          "feature.call_kwargs={resize_images:false,return_lpips:true}"]) == 2
+    assert "vgg16.pt" in capsys.readouterr().err.splitlines()[0]
 
 
 def test_ppl_against_a_hand_computation():

@@ -179,7 +179,8 @@ class StyleGAN2(LabModule):
             e = _settings(ema, "model.ema", {"kimg": 10.0, "rampup": 0.05})
             self.ema_settings = (checks.number(e["kimg"], "model.ema.kimg", positive=True),
                                  checks.optional_number(e["rampup"], "model.ema.rampup", positive=True))
-            ema_specs = [EMASpec(net, decay=0.5, rampup=None) for net in ("mapping", "synthesis")]
+            # the decay per step comes from ema_decay (the half-life schedule); the spec's is unused
+            ema_specs = [EMASpec(net, decay=1.0, rampup=None) for net in ("mapping", "synthesis")]
         self.images_per_step = 0  # the global batch, set at the first update
         self.declare(
             groups=[OptimGroup("g", ("mapping", "synthesis"), g_opt), OptimGroup("d", ("discriminator",), d_opt)],
