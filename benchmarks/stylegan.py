@@ -35,12 +35,13 @@ from common import (  # noqa: E402
 )
 
 RUNS = os.path.join(RESULTS, "stylegan_runs.jsonl")
-MODELS = ["stylegan", "sngan", "biggan", "stylegan_nopl"]
+MODELS = ["stylegan", "sngan", "biggan", "stylegan_nopl", "stylegan_r1"]
 OVERRIDES = {
     "biggan": ["model.net.biggan.g_width=8", "model.net.biggan.d_width=8"],
     "stylegan_nopl": ["model.path_length.weight=0"],
+    "stylegan_r1": ["model.r1.gamma=1"],  # a diagnostic: R1 100x+ stronger than the auto heuristic
 }
-CONFIG = {"stylegan_nopl": "stylegan"}
+CONFIG = {"stylegan_nopl": "stylegan", "stylegan_r1": "stylegan"}
 PSIS = [1.0, 0.9, 0.7, 0.5, 0.3]
 KEYS = ["fid", "precision", "recall", "classes_covered", "class_kl"]
 PUBLISHED = ("Published GPU-scale references (Inception features, 50k samples; not comparable with the "
@@ -155,7 +156,7 @@ def main(argv: list[str]) -> None:
     for seed in range(int(args["first_seed"]), int(args["first_seed"]) + int(args["seeds"])):
         for model in args["models"].split(","):
             for augment in args["augments"].split(","):
-                if model == "stylegan_nopl" and augment != "none":
+                if model in ("stylegan_nopl", "stylegan_r1") and augment != "none":
                     continue
                 done = {(r["model"], r["augment"], r["seed"], r["budget_cpu_s"], r["n"]) for r in read_jsonl(RUNS)}
                 if (model, augment, seed, seconds, n) in done:

@@ -100,6 +100,20 @@ def test_upsampling_modulated_conv_upsamples_then_convolves():
     assert out.shape == (2, 2, 8, 8) and close(out, direct)
 
 
+def test_upsampling_conv_equals_the_originals_transposed_form_inside_the_border():
+    # StyleGAN2's code: a stride-2 transposed convolution, then the [1,3,3,1] filter (padding 1, gain 4).
+    # Ours (upsample, then a 3x3 correlation) is the same map with the kernel flipped (a
+    # re-parametrisation of a N(0, 1) weight) everywhere but the outermost 2 pixels
+    g = torch.Generator().manual_seed(8)
+    x = torch.randn(2, 3, 6, 6, generator=g, dtype=torch.float64)
+    weight = torch.randn(4, 3, 3, 3, generator=g, dtype=torch.float64)
+    f = binomial_filter().double()
+    original = filter2d(F.conv_transpose2d(x, weight.transpose(0, 1), stride=2), f, (1, 1), gain=4.0)
+    ours = F.conv2d(upsample2d(x, f), weight.flip(2, 3), padding=1)
+    assert original.shape == ours.shape == (2, 4, 12, 12)
+    assert close(ours[..., 2:-2, 2:-2], original[..., 2:-2, 2:-2])
+
+
 # ------------------------------------------------------------------ FIR resampling
 
 
