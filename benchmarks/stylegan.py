@@ -78,8 +78,9 @@ def report() -> None:
     for r in runs:
         groups.setdefault((r["model"], r["augment"], r["budget_cpu_s"], r["n"]), []).append(r)
     rows = []
-    for (model, augment, budget, n), rs in sorted(groups.items(), key=lambda kv: (MODELS.index(kv[0][0])
-                                                                                if kv[0][0] in MODELS else 99, kv[0][1])):
+    order = {"none": 0, "diffaugment": 1, "ada": 2}
+    for (model, augment, budget, n), rs in sorted(groups.items(), key=lambda kv: (
+            MODELS.index(kv[0][0]) if kv[0][0] in MODELS else 99, order.get(kv[0][1], 9))):
         row = {"model": model, "augment": augment, "budget_cpu_s": budget, "n": n,
                "seeds": sorted(r["seed"] for r in rs), "overrides": rs[0]["overrides"],
                "g_steps": [r["g_steps"] for r in rs]}
