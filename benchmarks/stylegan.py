@@ -35,13 +35,18 @@ from common import (  # noqa: E402
 )
 
 RUNS = os.path.join(RESULTS, "stylegan_runs.jsonl")
-MODELS = ["stylegan", "sngan", "biggan", "stylegan_nopl", "stylegan_r1"]
+MODELS = ["stylegan", "sngan", "biggan", "stylegan_nopl", "stylegan_r1", "stylegan_lr1e-3", "stylegan_cifar"]
 OVERRIDES = {
     "biggan": ["model.net.biggan.g_width=8", "model.net.biggan.d_width=8"],
     "stylegan_nopl": ["model.path_length.weight=0"],
-    "stylegan_r1": ["model.r1.gamma=1"],  # a diagnostic: R1 100x+ stronger than the auto heuristic
+    # diagnostics of StyleGAN's early collapse: stronger R1, a lower learning rate, and the settings
+    # StyleGAN2-ADA's 'cifar' config changes (2 mapping layers, no mixing, no path length, gamma 0.01)
+    "stylegan_r1": ["model.r1.gamma=1"],
+    "stylegan_lr1e-3": ["model.g_optimizer.lr=0.001", "model.d_optimizer.lr=0.001"],
+    "stylegan_cifar": ["model.mapping.layers=2", "model.style_mixing=0", "model.path_length.weight=0",
+                       "model.r1.gamma=0.01"],
 }
-CONFIG = {"stylegan_nopl": "stylegan", "stylegan_r1": "stylegan"}
+CONFIG = {name: "stylegan" for name in OVERRIDES if name.startswith("stylegan")}
 PSIS = [1.0, 0.9, 0.7, 0.5, 0.3]
 KEYS = ["fid", "precision", "recall", "classes_covered", "class_kl"]
 PUBLISHED = ("Published GPU-scale references (Inception features, 50k samples; not comparable with the "
@@ -157,7 +162,7 @@ def main(argv: list[str]) -> None:
     for seed in range(int(args["first_seed"]), int(args["first_seed"]) + int(args["seeds"])):
         for model in args["models"].split(","):
             for augment in args["augments"].split(","):
-                if model in ("stylegan_nopl", "stylegan_r1") and augment != "none":
+                if model.startswith("stylegan_") and augment != "none":
                     continue
                 done = {(r["model"], r["augment"], r["seed"], r["budget_cpu_s"], r["n"]) for r in read_jsonl(RUNS)}
                 if (model, augment, seed, seconds, n) in done:

@@ -150,7 +150,7 @@ def test_r1_and_path_length_losses_against_autograd():
     torch.manual_seed(3)
     loss, logs = module.path_length_loss(batch)
     assert float(module.pl_mean) > 0 and float(logs["pl_mean"]) == float(module.pl_mean)
-    assert float(loss) == pytest.approx(float(logs["pl_penalty"]) * 2.0 * 4, rel=1e-6)
+    assert float(loss.detach()) == pytest.approx(float(logs["pl_penalty"]) * 2.0 * 4, rel=1e-6)
 
 
 def test_bf16_mixed_with_float32_regularisers(tmp_path):
