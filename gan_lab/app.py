@@ -131,6 +131,59 @@ def data_config(run_cfg, data_overrides: list[str]):
         raise UserError(f"bad data override {data_overrides}: {err}") from None
 
 
+def require(cfg: Any, *keys: str) -> None:
+    """A one-line error for the first of ``keys`` the command line left unset (``???`` or null)."""
+    from omegaconf import OmegaConf
+
+    for key in keys:
+        if OmegaConf.is_missing(cfg, key) or cfg.get(key) is None:
+            raise UserError(f"missing argument: {key}=...")
+
+
+def output_file(path: Any, key: str, extensions: tuple[str, ...], what: str) -> str:
+    """``path`` as a string once it ends in one of ``extensions`` and its folder exists (one line
+    otherwise; ``what`` says what each extension holds)."""
+    path = str(path)
+    if os.path.splitext(path)[1].lower() not in extensions:
+        raise UserError(f"{key}={path}: {what}")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise UserError(f"{key}={path}: folder {folder} does not exist")
+    return path
+
+
+def parse_seeds(value: Any, key: str, minimum: int = 1) -> list[int]:
+    """Seeds from the command line: ``[1,2,3]``, ``1,2,3``, ``0-7`` (inclusive) or one number;
+    at least ``minimum`` of them."""
+    from omegaconf import ListConfig
+
+    items: list[Any]
+    if isinstance(value, (list, tuple, ListConfig)):
+        items = list(value)
+    elif isinstance(value, int) and not isinstance(value, bool):
+        items = [value]
+    else:
+        text = str(value).strip()
+        if "-" in text.lstrip("-") and "," not in text:
+            lo, hi = text.split("-", 1)
+            if not (lo.strip().isdigit() and hi.strip().isdigit()) or int(lo) > int(hi):
+                raise UserError(f"{key}={value}: give seeds as a list [1,2,3], 1,2,3 or a range like 0-7")
+            items = list(range(int(lo), int(hi) + 1))
+        else:
+            items = [t.strip() for t in text.split(",") if t.strip()]
+    seeds = []
+    for item in items:
+        try:
+            if isinstance(item, bool):
+                raise ValueError
+            seeds.append(int(item))
+        except (TypeError, ValueError):
+            raise UserError(f"{key}={value}: seeds are integers, got {item!r}") from None
+    if len(seeds) < minimum:
+        raise UserError(f"{key}={value}: give at least {minimum} seed{'s' if minimum > 1 else ''}")
+    return seeds
+
+
 def one_line(text: str) -> str:
     """A multi-line library message as one line."""
     return " ".join(text.replace("\t", " ").split())

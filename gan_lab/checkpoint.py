@@ -96,6 +96,7 @@ def run_options(cfg: DictConfig, info: DataInfo) -> RunOptions:
         compile=checks.boolean(cfg.get("compile", False), "compile"),
         compile_backend=cfg.get("compile_backend", "inductor"),
         channels_last=checks.boolean(cfg.get("channels_last", False), "channels_last"),
+        augment=OmegaConf.to_container(cfg.augment, resolve=True) if cfg.get("augment") is not None else None,
         meta={"config": OmegaConf.to_container(cfg, resolve=True), "data_info": info.to_dict()},
     )
 

@@ -14,7 +14,7 @@ from gan_lab.app import cli_main, compose, log
 from gan_lab.errors import UserError
 
 USAGE = ("usage: python -m gan_lab.sample ckpt=<file> n=<N> [out=<file.npz|file.txt>] [grid=<file.png>] [seed=<s>] "
-         "[ema=true|false] [batch_size=<B>] [labels=all|<k>|[k1,k2]] [truncation=<psi>] "
+         "[ema=true|false] [batch_size=<B>] [labels=all|<k>|[k1,k2]] [truncation=<psi>] [noise=fixed|random|zero] "
          "[unique=true [max_draws=<M>]]\n"
          "settings and their meaning: gan_lab/conf/sample.yaml")
 
@@ -126,7 +126,7 @@ def body(argv: list[str]) -> int:
     info = module.data_info
     modality = get_modality(info)
     check_outputs(cfg, modality)
-    options = {"truncation": cfg.truncation}
+    options = {"truncation": cfg.truncation, "noise": cfg.get("noise")}
     condition = module.condition_for(cfg.labels, n) if cfg.labels is not None else None
     module.check_sample_options(options)
     max_draws = check_unique(cfg, n, info)

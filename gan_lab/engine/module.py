@@ -50,6 +50,8 @@ class LabModule(L.LightningModule):
     family = "base"
     sample_options: tuple[str, ...] = ()
     """Keyword options :meth:`sample` accepts (``truncation``, ...); others are a clear error."""
+    augmentable = False
+    """Whether the family passes D's inputs through :meth:`augment_images` (``augment=`` applies)."""
 
     def __init__(self, name: str, data_info: DataInfo, run: RunOptions | None = None) -> None:
         super().__init__()
@@ -64,6 +66,10 @@ class LabModule(L.LightningModule):
         self.compile, self.compile_backend = bool(run.compile), run.compile_backend
         self.channels_last = bool(run.channels_last) and data_info.modality == "image"
         self.lab_meta: dict[str, Any] = dict(run.meta)  # config + data info, saved in checkpoints
+        from gan_lab.augment import build_augment
+
+        # a submodule: ADA's p and its statistics are buffers, saved and restored with the weights
+        self.augmenter = build_augment(run.augment, data_info, name, self.augmentable)
 
         self.nets = nn.ModuleDict()
         self.ema = nn.ModuleDict()
@@ -400,6 +406,20 @@ class LabModule(L.LightningModule):
         warnings.warn(f"divergence=skip: skipped the update at {self.describe_position(update)}: {what}",
                       stacklevel=2)
 
+    # ------------------------------------------------------------------ augmentation
+
+    def augment_images(self, *images: Tensor):
+        """D's inputs through the run's augmentation (``augment=``; unchanged without one). Every
+        tensor gets the same random draws (an image and its condition stay aligned)."""
+        if self.augmenter is None:
+            return images[0] if len(images) == 1 else images
+        return self.augmenter(*images)
+
+    def observe_real_logits(self, logits: Tensor) -> None:
+        """D's real/fake logits on a real batch, for ADA's heuristic (a no-op otherwise)."""
+        if self.augmenter is not None:
+            self.augmenter.observe(logits)
+
     # ------------------------------------------------------------------ EMA
 
     def ema_decay(self, spec: EMASpec, step: int) -> float:
@@ -422,6 +442,8 @@ class LabModule(L.LightningModule):
             metrics[f"lr/{group}"] = scheduler.get_last_lr()[0]
         if self.skipped_steps:
             metrics["skipped_steps"] = float(self.skipped_steps)
+        if self.augmenter is not None:
+            metrics.update(self.augmenter.log_values())
         self.last_metrics = metrics
         for logger in self.loggers:
             logger.log_metrics(metrics, step=self.step)

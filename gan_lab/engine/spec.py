@@ -94,5 +94,7 @@ class RunOptions:
     compile: bool = False
     compile_backend: str = "inductor"
     channels_last: bool = False
+    augment: dict | None = None
+    """The ``augment`` config (``{name: none|diffaugment|ada, ...}``): what D's inputs go through."""
     meta: dict = field(default_factory=dict, compare=False)
     """The run's config and data info, saved in every checkpoint."""

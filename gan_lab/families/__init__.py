@@ -8,8 +8,9 @@ from gan_lab.families.aae import AdversarialAutoencoder
 from gan_lab.families.adversarial import AdversarialGAN
 from gan_lab.families.conditional import ConditionalGAN
 from gan_lab.families.latent import GLO, GON
+from gan_lab.families.stylegan import StyleGAN2
 from gan_lab.families.text import PassGAN, SeqGAN, SequenceLM
 from gan_lab.families.translation import CycleGAN, Pix2Pix
 
 __all__ = ["AdversarialAutoencoder", "AdversarialGAN", "ConditionalGAN", "CycleGAN", "GLO", "GON", "PassGAN", "Pix2Pix",
-           "SeqGAN", "SequenceLM"]
+           "SeqGAN", "SequenceLM", "StyleGAN2"]

@@ -26,6 +26,7 @@ import torch
 from torch import Tensor
 
 from gan_lab import checks
+from gan_lab.augment import check_ada_loss
 from gan_lab.data.batch import Batch
 from gan_lab.data.info import DataInfo
 from gan_lab.engine import EMASpec, LabModule, OptimGroup, RunOptions, Update
@@ -49,6 +50,7 @@ def build_pair(net: dict, info: DataInfo, latent_dim: int, **kwargs) -> tuple[to
 
 class AdversarialGAN(LabModule):
     family = "adversarial"
+    augmentable = True  # augment=diffaugment|ada: D's inputs (real, fake, penalty points) go through it
     conditional = False
     """Whether samples carry the labels they were generated for (class-conditional metrics need them)."""
     has_classifier = False
@@ -77,6 +79,7 @@ class AdversarialGAN(LabModule):
     ):
         super().__init__(name, data_info, run)
         self.loss = get_loss(loss)
+        check_ada_loss(self.augmenter, self.loss.name)
         self.latent_dim = checks.integer(latent_dim, "model.latent_dim", minimum=1)
         self.n_critic = checks.integer(n_critic, "model.n_critic", minimum=1)
         self.pack = checks.integer(pack, "model.pack", minimum=1)
@@ -165,7 +168,9 @@ class AdversarialGAN(LabModule):
 
     def discriminate(self, x: Tensor, y: Tensor | None = None, penalty: bool = False) -> Tensor:
         """D's output per packed group of ``pack`` samples (PacGAN). ``penalty=True`` for the
-        gradient-penalty path, which needs double backward (never compiled)."""
+        gradient-penalty path, which needs double backward (never compiled). With ``augment=``
+        every image is augmented first (differentiably, so penalties see D of the augmented point)."""
+        x = self.augment_images(x)
         if self.pack > 1:
             x = x.reshape(x.shape[0] // self.pack, self.pack * x.shape[1], *x.shape[2:])
             y = None  # packed groups have no single label
@@ -186,6 +191,7 @@ class AdversarialGAN(LabModule):
             fake = self.fwd("generator")(z, y_fake)
         d_real = self.discriminate(real, y_real)
         d_fake = self.discriminate(fake, y_fake)
+        self.observe_real_logits(d_real)
         loss = self.d_adv_loss(d_real, d_fake)
         logs: dict[str, Any] = {"d_loss": loss}
         if self.loss.wasserstein:

@@ -319,8 +319,8 @@ class ConditionalGAN(AdversarialGAN):
 
     def discriminate(self, x: Tensor, y: Tensor | None = None, penalty: bool = False):
         """D's output: a logit per sample (input, projection), ``(logit, class logits)``
-        (auxiliary) or ``(B, K)`` class logits (semi-supervised)."""
-        return self.fwd("discriminator", compiled=not penalty)(x, y if self.conditional else None)
+        (auxiliary) or ``(B, K)`` class logits (semi-supervised). ``augment=`` applies first."""
+        return self.fwd("discriminator", compiled=not penalty)(self.augment_images(x), y if self.conditional else None)
 
     def adversarial_output(self, out) -> Tensor:
         """The real/fake logit of D's output (ACGAN's first head; SSGAN's logsumexp)."""
@@ -343,6 +343,7 @@ class ConditionalGAN(AdversarialGAN):
             fake = self.fwd("generator")(z, y_fake)
         out_real = self.discriminate(real, y_real)
         out_fake = self.discriminate(fake, y_fake)
+        self.observe_real_logits(self.adversarial_output(out_real))
         if self.semi_supervised:
             loss, logs = self.semi_supervised_d_loss(batch, out_real, out_fake)
         elif self.conditioning == "auxiliary":

@@ -68,10 +68,14 @@ class _Translation(LabModule):
 
     family = "translation"
     sample_options = ("direction",)
+    augmentable = True  # augment=diffaugment: what each discriminator judges (with its condition) is augmented
 
     def __init__(self, name: str, data_info: DataInfo, run: RunOptions | None, loss: str, loss_scale: str,
                  jitter_seed: int):
         super().__init__(name, data_info, run)
+        if getattr(self.augmenter, "adaptive", False):
+            raise UserError(f"model={name} takes augment=diffaugment; augment=ada reads a real/fake logit per image, "
+                            "which the PatchGAN discriminators do not give")
         self.adv = translation_adversarial(loss, loss_scale)
         extras = data_info.extras
         self.load_size = int(extras.get("load_size", data_info.shape[-1]))
@@ -235,7 +239,9 @@ class Pix2Pix(_Translation):
         return batch
 
     def judge(self, image: Tensor, condition: Tensor) -> Tensor:
-        return self.fwd("discriminator")(image, condition if self.conditional_d else None)
+        if not self.conditional_d:
+            return self.fwd("discriminator")(self.augment_images(image), None)
+        return self.fwd("discriminator")(*self.augment_images(image, condition))  # one draw for both: aligned
 
     def discriminator_loss(self, batch: Batch) -> tuple[Tensor, dict]:
         with torch.no_grad():
@@ -357,6 +363,10 @@ class CycleGAN(_Translation):
                                self.flip).to(batch.x_b.device)
         return batch
 
+    def judge(self, discriminator: str, image: Tensor) -> Tensor:
+        """The PatchGAN ``discriminator`` (d_a or d_b) on ``image`` (augmented with ``augment=``)."""
+        return self.fwd(discriminator)(self.augment_images(image))
+
     def generator_loss(self, batch: Batch) -> tuple[Tensor, dict]:
         a, b = batch.x, batch.x_b
         fake_b, fake_a = self.fwd("g_ab")(a), self.fwd("g_ba")(b)
@@ -367,10 +377,10 @@ class CycleGAN(_Translation):
         d_b_real = d_a_real = None
         if self.adv.uses_real:
             with torch.no_grad():
-                d_b_real, d_a_real = self.fwd("d_b")(b), self.fwd("d_a")(a)
+                d_b_real, d_a_real = self.judge("d_b", b), self.judge("d_a", a)
         loss, logs = cyclegan_g_loss(
-            self.adv, real_a=a, real_b=b, rec_a=rec_a, rec_b=rec_b, d_b_fake=self.fwd("d_b")(fake_b),
-            d_a_fake=self.fwd("d_a")(fake_a), same_a=same_a, same_b=same_b, d_b_real=d_b_real, d_a_real=d_a_real,
+            self.adv, real_a=a, real_b=b, rec_a=rec_a, rec_b=rec_b, d_b_fake=self.judge("d_b", fake_b),
+            d_a_fake=self.judge("d_a", fake_a), same_a=same_a, same_b=same_b, d_b_real=d_b_real, d_a_real=d_a_real,
             lambda_cycle=self.lambda_cycle, lambda_identity=self.lambda_identity,
         )
         self._fakes = (fake_a.detach(), fake_b.detach())
@@ -382,8 +392,10 @@ class CycleGAN(_Translation):
                 self._fakes = (self.fwd("g_ba")(batch.x_b), self.fwd("g_ab")(batch.x))
         fake_a, fake_b = self._fakes
         self._fakes = None
-        loss_a, logs_a = translation_d_loss(self.adv, self.fwd("d_a")(batch.x), self.fwd("d_a")(self.pool_a.query(fake_a)))
-        loss_b, logs_b = translation_d_loss(self.adv, self.fwd("d_b")(batch.x_b), self.fwd("d_b")(self.pool_b.query(fake_b)))
+        loss_a, logs_a = translation_d_loss(self.adv, self.judge("d_a", batch.x),
+                                            self.judge("d_a", self.pool_a.query(fake_a)))
+        loss_b, logs_b = translation_d_loss(self.adv, self.judge("d_b", batch.x_b),
+                                            self.judge("d_b", self.pool_b.query(fake_b)))
         loss = loss_a + loss_b
         return loss, {"d_loss": loss.detach(), "d_a_loss": logs_a["d_loss"], "d_b_loss": logs_b["d_loss"]}
 

@@ -192,6 +192,9 @@ def check_model_metrics(module, metrics) -> None:
         if name in CONDITIONAL_METRICS and not getattr(module, "conditional", False):
             raise UserError(f"metric '{name}' scores samples by the class they were generated for; model={module.name} "
                             "is unconditional (use cgan, acgan, cgan_proj or biggan)")
+        if name == "ppl" and not hasattr(module, "path_pairs"):
+            raise UserError(f"metric 'ppl' walks the latent space of a model with a mapping network; model={module.name} "
+                            "has none (use model=stylegan)")
         if name in CLASSIFIER_METRICS and not getattr(module, "has_classifier", False):
             raise UserError(f"metric '{name}' scores a model's own classifier; model={module.name} has none "
                             "(ssgan, acgan and aae_semi have one)")

@@ -67,6 +67,7 @@ def ensure_registered() -> None:
     import gan_lab.metrics.builtin  # noqa: F401
     import gan_lab.metrics.conditional  # noqa: F401
     import gan_lab.metrics.encoding  # noqa: F401
+    import gan_lab.metrics.ppl  # noqa: F401
     import gan_lab.metrics.text  # noqa: F401
     import gan_lab.metrics.translation  # noqa: F401
 
