@@ -69,6 +69,9 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "torch": torch.__version__,
         "date": time.strftime("%Y-%m-%d %H:%M"),
+        # 1/5/15-minute load averages when the result was written: above the core count, other
+        # processes were competing for the CPU
+        "load_average": [round(v, 2) for v in os.getloadavg()],
         "note": "CPU shared with other jobs while measured",
     }
 

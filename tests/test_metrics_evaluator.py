@@ -247,6 +247,32 @@ def test_plain_module_is_wrapped(tmp_path):
     assert abs(fid) <= fid_self_distance_bound(ev.extract(real)[0])
 
 
+def test_cpu_chunks_are_small_and_do_not_change_features():
+    """Large extractors run in chunks of ``cpu_max_batch`` on CPU (system time of big batches);
+    the chunking must not change a single feature value or drop an image."""
+
+    class Chunked(CountingExtractor):
+        max_batch, cpu_max_batch = 32, 4
+
+        def extract(self, x):
+            self.sizes.append(x.shape[0])
+            return super().extract(x)
+
+    ext = Chunked(num_features=8, num_classes=None)
+    ext.sizes = []
+    assert ext.chunk_size(200) == 4 and ext.chunk_size(3) == 3
+    ext.cpu_max_batch = None
+    assert ext.chunk_size(200) == 32
+    ext.cpu_max_batch = 4
+    images = torch.rand(10, 3, 12, 12, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    ev = Evaluator(metrics=["fid"], feature=ext, num_samples=10, batch_size=200, cache_dir=None)
+    feats, _ = ev.extract(images)
+    assert ext.sizes == [4, 4, 2] and ext.images_seen == 10
+    with torch.no_grad():
+        whole = RandomFeatureExtractor(num_features=8, num_classes=None).extract(images.clamp(-1, 1)).features
+    torch.testing.assert_close(feats, whole.float(), rtol=1e-5, atol=1e-6)
+
+
 def test_shard_bounds_cover_everything_once():
     for n, w in [(10, 3), (7, 2), (5, 5), (100, 4)]:
         parts = [shard_bounds(n, w, r) for r in range(w)]

@@ -267,7 +267,7 @@ def test_evaluate_with_truncation_and_ppl(style_ckpt, tmp_path, monkeypatch, cap
 
 
 def test_ppl_against_a_hand_computation():
-    from gan_lab.metrics.features.base import FeatureOutput
+    from gan_lab.metrics.features.base import FeatureExtractor, FeatureOutput
     from gan_lab.metrics.ppl import PerceptualPathLength, SamplesWithPaths, filtered_mean
     from gan_lab.metrics.registry import EvalContext, FakeBatch
 
@@ -278,10 +278,10 @@ def test_ppl_against_a_hand_computation():
     spiky = np.concatenate([np.ones(990), np.full(5, 1e6), np.full(5, -1e6)])
     assert filtered_mean(spiky) == 1.0  # outliers dropped
 
-    class Flatten(torch.nn.Module):
-        max_batch = 7
+    class Flatten(FeatureExtractor):
+        max_batch, num_features = 7, 16
 
-        def forward(self, x):
+        def extract(self, x):
             return FeatureOutput(x.flatten(1), None)
 
     g = torch.Generator().manual_seed(0)

@@ -189,10 +189,10 @@ class Evaluator:
     @torch.inference_mode()
     def extract(self, images: Tensor) -> tuple[Tensor, Tensor | None]:
         """Features (and logits) of a [-1, 1] image batch, in chunks of ``batch_size`` (at most
-        the extractor's ``max_batch``)."""
+        the extractor's ``chunk_size``: ``max_batch``, ``cpu_max_batch`` on CPU)."""
         assert self.extractor is not None
         feats, logits = [], []
-        for chunk in images.split(min(self.batch_size, self.extractor.max_batch)):
+        for chunk in images.split(self.extractor.chunk_size(self.batch_size)):
             out = self.extractor(chunk.to(self.device, torch.float32).clamp(-1, 1))
             self.extractor_calls += 1
             feats.append(out.features.float())

@@ -74,7 +74,7 @@ class PerceptualPathLength:
 
     def features(self, images: Tensor) -> Tensor:
         out = [self.extractor(chunk.to(self.device, torch.float32).clamp(-1, 1)).features.double()
-               for chunk in images.split(min(self.batch_size, self.extractor.max_batch))]
+               for chunk in images.split(self.extractor.chunk_size(self.batch_size))]
         return torch.cat(out)
 
     def update(self, fake: FakeBatch) -> None:

@@ -74,6 +74,17 @@ class FeatureExtractor(nn.Module):
     """The most images pushed through the network at once. Large networks at large inputs
     (Inception at 299 px: ~50 MB of activations per image) take small chunks: on CPU, batches of
     hundreds allocate and free gigabytes per call, and the page faults show up as system time."""
+    cpu_max_batch: int | None = None
+    """The chunk on CPU, where it is smaller than ``max_batch`` (None: ``max_batch``). Inception
+    on 2 CPU cores ran about twice as fast in chunks of 4 as in chunks of 32, where the
+    process spent as much system time as user time (benchmarks/fid_throughput.py)."""
+
+    def chunk_size(self, requested: int) -> int:
+        """How many images to push through at once when a caller asks for ``requested``."""
+        limit = self.max_batch
+        if self.cpu_max_batch is not None and self.device.type == "cpu":
+            limit = min(limit, self.cpu_max_batch)
+        return max(1, min(int(requested), limit))
 
     def cache_id(self) -> dict[str, Any]:
         raise NotImplementedError

@@ -34,6 +34,7 @@ class InceptionFeatureExtractor(FeatureExtractor):
 
     name = "inception"
     max_batch = 32
+    cpu_max_batch = 4
     input_size = (299, 299)
     num_features = 2048
 

@@ -54,6 +54,7 @@ class TorchScriptFeatureExtractor(FeatureExtractor):
 
     name = "torchscript"
     max_batch = 32
+    cpu_max_batch = 4
 
     def __init__(
         self,
