@@ -32,6 +32,7 @@ Both sides run as a new user gets them: ``batch`` is torch-fidelity's batch size
 default) and splits it into the extractor's chunks (``chunk_size``: 4 images on CPU for
 Inception); ``threads=0`` leaves torch's default thread count (one per core).
     .venv/bin/python benchmarks/fid_throughput.py only=math     # redo only the fid_math stage
+    .venv/bin/python benchmarks/fid_throughput.py only=chunks   # gan_lab's images/s per CPU chunk size
 
 Writes ``results/fid_throughput.json`` and ``results/fid_throughput.md``.
 """
@@ -106,11 +107,14 @@ def timed(fn, stage: str | None = None):
 
 def main(argv: list[str]) -> None:
     args, _ = parse_args(argv, {"n": "1000", "batch": "64", "lab_batch": "200", "repeats": "1", "threads": "0",
-                                "math_n": "2500", "only": ""})
+                                "math_n": "2500", "only": "", "chunks": "1,2,4,8,16,32", "chunk_n": "64"})
     if int(args["threads"]) > 0:
         pin_threads(int(args["threads"]))
     if args["only"] == "math":
         update_math(int(args["math_n"]))
+        return
+    if args["only"] == "chunks":
+        update_chunks(args["chunks"], int(args["chunk_n"]))
         return
     quiet_lightning()
     n, batch, repeats = int(args["n"]), int(args["batch"]), int(args["repeats"])
@@ -235,6 +239,36 @@ def fid_math(n: int) -> dict:
             "gan_lab_fid": lab_value, "torch_fidelity_fid": float(tf_value)}
 
 
+def chunk_sweep(sizes: list[int], n: int) -> dict:
+    """gan_lab's extraction speed for each chunk size (same ``n`` images, one pass each)."""
+    from gan_lab.data.sources.embedded import _mnist_5k_raw
+    from gan_lab.metrics.features import InceptionFeatureExtractor
+
+    raw, _ = _mnist_5k_raw()
+    x = raw[:n].repeat(1, 3, 1, 1).float() / 127.5 - 1
+    ext = InceptionFeatureExtractor(weights_path=random_inception_weights(), logits=False).eval()
+    rows = []
+    with torch.inference_mode():
+        ext.extract(x[:2])  # warm-up
+        for size in sizes:
+            _, wall = timed(lambda: [ext.extract(c) for c in x.split(size)], f"chunk{size}")
+            user, system = CPU[f"chunk{size}"][-1]
+            rows.append({"chunk": size, "seconds": wall, "images_per_s": n / wall, "user_s": user, "system_s": system})
+            print(f"chunk {size}: {n / wall:.1f} img/s (user {user:.1f} s, system {system:.1f} s)", flush=True)
+    return {"images": n, "threads": torch.get_num_threads(), "rows": rows, "machine": machine()}
+
+
+def update_chunks(spec: str, n: int) -> None:
+    import json
+
+    path = os.path.join(RESULTS, "fid_throughput.json")
+    with open(path) as f:
+        result = json.load(f)
+    result["chunk_sweep"] = chunk_sweep([int(v) for v in spec.split(",")], n)
+    write_json(path, result)
+    write_md(result)
+
+
 def write_md(result: dict) -> None:
     m, med, n, v = result["machine"], result["median_seconds"], result["n_per_set"], result["fid_values"]
     lines = [
@@ -275,6 +309,13 @@ def write_md(result: dict) -> None:
               f"{spread}), so those values say nothing; the FID arithmetic is compared on "
               "informative features instead" + (f" ({fm['features']}): gan_lab {fm['gan_lab_fid']:.6f}, torch-fidelity "
               f"{fm['torch_fidelity_fid']:.6f}." if fm else ".")]
+    sweep = result.get("chunk_sweep")
+    if sweep:
+        sm = sweep["machine"]
+        lines += ["", f"gan_lab's extraction by chunk size ({sweep['images']} images, {sweep['threads']} threads, "
+                      f"load average {sm.get('load_average')}, {sm['date']}):", "",
+                  "| chunk | img/s | user s | system s |", "|---|---|---|---|"]
+        lines += [f"| {r['chunk']} | {r['images_per_s']:.1f} | {r['user_s']:.1f} | {r['system_s']:.1f} |" for r in sweep["rows"]]
     write_table("fid_throughput", lines)
 
 
