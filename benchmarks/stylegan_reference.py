@@ -217,6 +217,8 @@ def report() -> None:
     groups: dict[tuple, list[dict]] = {}
     for r in runs:
         groups.setdefault((r["impl"], r["variant"], r["g_steps"], r["n"]), []).append(r)
+    for rs in groups.values():
+        rs.sort(key=lambda r: r["seed"])
     order = list(VARIANTS)
     rows = []
     for (impl, variant, steps, n), rs in sorted(groups.items(), key=lambda kv: (
