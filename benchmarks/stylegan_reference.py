@@ -258,7 +258,7 @@ def report() -> None:
         lines.append(f"| {code} | {settings} | {r['g_steps']} | {r['images']} | {len(r['seeds'])} | {cpu} | "
                      f"{cell(r, 'fid', 2)} | {cell(r, 'precision', 3)} | {cell(r, 'recall', 3)} | "
                      f"{cell(r, 'classes_covered', 1)} | {cell(r, 'class_kl', 3)} |")
-    loads = sorted({float(x) for r in rows for l in r["load"] for x in l[:1]})
+    loads = sorted({float(entry[0]) for r in rows for entry in r["load"]})
     lines += ["", machine_line(info) + (f" Load average (1 min) at the scored steps: {loads[0]:.2f}–{loads[-1]:.2f}."
                                         if loads else "")]
     write_table("stylegan_reference", lines)
