@@ -88,12 +88,24 @@ def test_2d_data_gives_every_variant_its_2d_recipe(model, data):
     assert cfg.data.batch_size == 100
     # the variant stays the variant: its loss, its critic normalisation, penalty kind, clipping
     assert cfg.model.name == model and cfg.loss.name == images.loss.name
-    assert cfg.model.net.d_norm == ("spectral" if model == "sngan" else cfg.model.net.d_norm)
+    if model == "sngan":
+        assert cfg.model.net.d_norm == "spectral"
     assert (cfg.model.penalty or {}).get("name") == (images.model.penalty or {}).get("name")
     assert (cfg.model.clip_value is None) == (images.model.clip_value is None)
     assert cfg.model.g_optimizer.name == images.model.g_optimizer.name
     # experiment=mixture2d is an alias of the default now
     assert compose_config([f"model={model}", f"data={data}", "experiment=mixture2d"]) == cfg
+
+
+def test_per_variant_2d_settings():
+    # the WGAN-GP paper's toy critic: weak penalty, no normalisation; SNGAN's n_dis 5
+    gp = compose_config(["model=wgan_gp", "data=ring8"])
+    assert gp.model.penalty.weight == 0.1 and gp.model.net.d_norm == "none" and gp.model.n_critic == 5
+    assert list(gp.model.d_optimizer.betas) == [0.5, 0.9] and gp.trainer.max_steps == 1000
+    assert compose_config(["model=wgan_gp", "data=mnist_5k"]).model.penalty.weight == 10
+    sn = compose_config(["model=sngan", "data=grid25"])
+    assert sn.model.n_critic == 5 and sn.trainer.max_steps == 1000
+    assert compose_config(["model=gan", "data=ring8"]).trainer.max_steps == 2000
 
 
 @pytest.mark.parametrize("model", ["gan", "wgan_gp", "sngan"])
