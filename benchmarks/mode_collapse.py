@@ -134,8 +134,12 @@ def report() -> None:
                 f"{pm(r['modes_mean'], r['modes_se'], n, 1)} | {pm(r['hq_pct_mean'], r['hq_pct_se'], n, 1)} | "
                 f"{pm(r['kl_mean'], r['kl_se'], n, 3)} | {r['seconds_per_run']:.0f} |")
         lines.append("")
-    if rows:
-        lines.append(machine_line(rows[-1]["machine"]))
+    # the machine and its load for each setting (runs were made at different times and loads)
+    for tag in dict.fromkeys(r["tag"] for r in rows):
+        rs = [r for r in runs if r["tag"] == tag]
+        loads = [r["machine"]["load_average"][0] for r in rs if r["machine"].get("load_average")]
+        load = f" 1-minute load average {min(loads):.1f}–{max(loads):.1f} while measured." if loads else ""
+        lines.append(f"`{tag}`: " + machine_line(rs[-1]["machine"]) + load)
     write_table("mode_collapse", lines)
 
 
