@@ -1,22 +1,23 @@
 """Mode collapse on the 2-D mixtures of the PacGAN paper, for every unconditional variant.
 
 Each (variant, data set, seed) is one ordinary lab training run (``gan_lab.train.run``) with a
-fixed budget (generator steps or training batches), scored once at the end with the lab's ``modes`` metric on
+budget (by default the variant's own 2-D default ``trainer.max_steps``, or given generator steps or
+training batches), scored once at the end with the lab's ``modes`` metric on
 ``samples`` generated points (PacGAN: 2500): modes captured (>= 1 sample within 3 std of the
 mode), the share of high-quality samples, and KL(nearest-mode histogram || uniform).
 
-    # the full protocol as reported: 9 variants x 2 data sets x 10 seeds, 2000 training batches,
-    # each variant with the lab's 2-D recipe (about 1 CPU minute per run)
-    .venv/bin/python benchmarks/mode_collapse.py tag=mixture2d experiment=mixture2d
-    .venv/bin/python benchmarks/mode_collapse.py variants=gan data=ring8 tag=mixture2d+pack2 experiment=mixture2d model.pack=2
-    .venv/bin/python benchmarks/mode_collapse.py seeds=3 batches=800      # lab defaults, a short slot
+    # the protocol as reported: 9 variants x 2 data sets x 10 seeds, each variant exactly as
+    # `python -m gan_lab model=<m> data=<d>` runs it (its 2-D defaults, conf/data_model/,
+    # budget included: at most about 3 CPU minutes per run)
+    .venv/bin/python benchmarks/mode_collapse.py
+    .venv/bin/python benchmarks/mode_collapse.py variants=gan data=ring8 tag=pack2 model.pack=2
+    .venv/bin/python benchmarks/mode_collapse.py seeds=3 batches=800 tag=old ~data_model  # without the recipe
     .venv/bin/python benchmarks/mode_collapse.py report                  # tables only
 
 Arguments: ``variants`` (comma list; default all nine), ``data`` (``ring8,grid25``), ``seeds``
 (how many, from ``first_seed``; default 10), ``batches`` (D updates per run, i.e. training
-batches; default 2000: G steps = batches // n_critic, so that variants with n_critic=5 get the
-same data and about the same compute as the others) or, with ``batches=0``, ``steps`` (G steps
-per run), ``samples``,
+batches: G steps = batches // n_critic, so that variants with n_critic=5 get the same data) or
+``steps`` (G steps per run); both 0 (the default): the config's ``trainer.max_steps``, ``samples``,
 ``threads`` (default 1), ``tag`` (names a row set, e.g. a tuned setting) and any Hydra override,
 applied to every run of this call. Seeds are the outer loop, so a run stopped early leaves
 every variant with the same number of seeds.
@@ -62,6 +63,8 @@ def run_one(model: str, data: str, seed: int, steps: int, batches: int, samples:
         cfg = compose(overrides, tmp)
         if batches:  # a budget in D updates: as many G steps as n_critic allows
             steps = batches // int(cfg.model.n_critic)
+        elif not steps:  # the variant's own default budget
+            steps = int(cfg.trainer.max_steps)
         cfg.trainer.max_steps = steps
         t0 = time.perf_counter()
         last = run(cfg)
@@ -131,8 +134,12 @@ def report() -> None:
                 f"{pm(r['modes_mean'], r['modes_se'], n, 1)} | {pm(r['hq_pct_mean'], r['hq_pct_se'], n, 1)} | "
                 f"{pm(r['kl_mean'], r['kl_se'], n, 3)} | {r['seconds_per_run']:.0f} |")
         lines.append("")
-    if rows:
-        lines.append(machine_line(rows[-1]["machine"]))
+    # the machine and its load for each setting (runs were made at different times and loads)
+    for tag in dict.fromkeys(r["tag"] for r in rows):
+        rs = [r for r in runs if r["tag"] == tag]
+        loads = [r["machine"]["load_average"][0] for r in rs if r["machine"].get("load_average")]
+        load = f" 1-minute load average {min(loads):.1f}–{max(loads):.1f} while measured." if loads else ""
+        lines.append(f"`{tag}`: " + machine_line(rs[-1]["machine"]) + load)
     write_table("mode_collapse", lines)
 
 
@@ -141,14 +148,14 @@ def main(argv: list[str]) -> None:
         report()
         return
     args, extra = parse_args(argv, {"variants": ",".join(VARIANTS), "data": "ring8,grid25", "seeds": "10",
-                                    "first_seed": "0", "steps": "2000", "batches": "2000", "samples": "2500", "threads": "1",
+                                    "first_seed": "0", "steps": "0", "batches": "0", "samples": "2500", "threads": "1",
                                     "tag": "default"})
     pin_threads(int(args["threads"]))
     quiet_lightning()
     variants = args["variants"].split(",")
     datasets = args["data"].split(",")
     steps, batches, samples = int(args["steps"]), int(args["batches"]), int(args["samples"])
-    budget = f"{batches} batches" if batches else f"{steps} G steps"
+    budget = f"{batches} batches" if batches else f"{steps} G steps" if steps else "defaults"
     seeds = range(int(args["first_seed"]), int(args["first_seed"]) + int(args["seeds"]))
     done = {key_of(r) for r in read_jsonl(RUNS)}
     info = machine()

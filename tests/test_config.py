@@ -73,21 +73,66 @@ def test_variant_settings():
     assert compose_config(["model=wgan_lp"]).model.penalty.name == "lp"
 
 
-@pytest.mark.parametrize("model", ["gan", "dcgan", "wgan", "wgan_gp", "sngan"])
-def test_mixture2d_recipe_keeps_what_defines_the_variant(model):
-    plain = compose_config([f"model={model}", "data=grid25"])
-    tuned = compose_config([f"model={model}", "data=grid25", "experiment=mixture2d"])
-    # what the 2-D recipe changes
-    assert tuned.model.latent_dim == 2 and tuned.model.net.mlp.g_batch_norm is False
-    assert tuned.model.lr_schedule == "linear" and tuned.model.ema.decay == 0.999
-    assert tuned.model.g_optimizer.lr == tuned.model.d_optimizer.lr == 1e-3 and tuned.data.batch_size == 100
-    # what it must leave alone: loss, critic schedule and normalisation, penalty, clipping, optimiser
-    assert tuned.loss.name == plain.loss.name and tuned.model.n_critic == plain.model.n_critic
-    assert tuned.model.net.d_norm == plain.model.net.d_norm and tuned.model.penalty == plain.model.penalty
-    assert tuned.model.clip_value == plain.model.clip_value
-    assert tuned.model.g_optimizer.name == plain.model.g_optimizer.name
-    assert tuned.model.g_optimizer.get("betas") == plain.model.g_optimizer.get("betas")
-    assert tuned.data.source._target_ == plain.data.source._target_
+VARIANTS_2D = ["gan", "dcgan", "lsgan", "wgan", "wgan_gp", "wgan_div", "wgan_lp", "ragan", "sngan"]
+
+
+@pytest.mark.parametrize("data", ["ring8", "grid25"])
+@pytest.mark.parametrize("model", VARIANTS_2D)
+def test_2d_data_gives_every_variant_its_2d_recipe(model, data):
+    # model=<m> data=ring8|grid25 with no other override starts from the 2-D recipe
+    # (conf/data_model/): 2-D latent, no BN in the MLP G, a decaying lr, an EMA G, batch 100
+    cfg = compose_config([f"model={model}", f"data={data}"])
+    images = compose_config([f"model={model}", "data=mnist_5k"])
+    assert cfg.model.latent_dim == 2 and cfg.model.net.mlp.g_batch_norm is False
+    assert cfg.model.lr_schedule == "linear" and cfg.model.ema.decay == 0.999
+    assert cfg.data.batch_size == 100
+    # the variant stays the variant: its loss, its critic normalisation, penalty kind, clipping
+    assert cfg.model.name == model and cfg.loss.name == images.loss.name
+    if model == "sngan":
+        assert cfg.model.net.d_norm == "spectral"
+    assert (cfg.model.penalty or {}).get("name") == (images.model.penalty or {}).get("name")
+    assert (cfg.model.clip_value is None) == (images.model.clip_value is None)
+    assert cfg.model.g_optimizer.name == images.model.g_optimizer.name
+    # experiment=mixture2d is an alias of the default now
+    assert compose_config([f"model={model}", f"data={data}", "experiment=mixture2d"]) == cfg
+
+
+def test_per_variant_2d_settings():
+    # the WGAN-GP paper's toy critic: weak penalty, no normalisation; SNGAN's n_dis 5
+    gp = compose_config(["model=wgan_gp", "data=ring8"])
+    assert gp.model.penalty.weight == 0.1 and gp.model.net.d_norm == "none" and gp.model.n_critic == 5
+    assert list(gp.model.d_optimizer.betas) == [0.5, 0.9] and gp.trainer.max_steps == 1000
+    assert compose_config(["model=wgan_gp", "data=mnist_5k"]).model.penalty.weight == 10
+    sn = compose_config(["model=sngan", "data=grid25"])
+    assert sn.model.n_critic == 5 and sn.trainer.max_steps == 1000
+    assert compose_config(["model=gan", "data=ring8"]).trainer.max_steps == 2000
+
+
+@pytest.mark.parametrize("model", ["gan", "wgan_gp", "sngan"])
+def test_command_line_wins_over_the_2d_recipe(model):
+    cfg = compose_config([f"model={model}", "data=ring8", "model.latent_dim=100", "data.batch_size=256",
+                          "model.lr_schedule=constant"])
+    assert cfg.model.latent_dim == 100 and cfg.data.batch_size == 256 and cfg.model.lr_schedule == "constant"
+    # ~data_model drops the recipe: the variant's plain defaults, as on image data
+    plain = compose_config([f"model={model}", "data=ring8", "~data_model"])
+    assert plain.model == compose_config([f"model={model}", "data=mnist_5k"]).model
+
+
+@pytest.mark.parametrize("model", VARIANTS_2D + ["aae", "glo", "cgan"])
+def test_the_2d_recipe_leaves_image_data_and_other_families_alone(model):
+    images = compose_config([f"model={model}", "data=mnist_5k"])
+    # model settings do not depend on the data except through conf/data_model/
+    assert images.model == compose_config([f"model={model}", "data=mnist_5k", "data=ring8", "~data_model"]).model
+    if model in ("aae", "glo", "cgan"):  # no 2-D recipe for other families: their defaults on ring8 too
+        assert compose_config([f"model={model}", "data=ring8"]).model == images.model
+    if model == "gan":
+        assert images.model.latent_dim == 100 and images.model.ema is None and images.data.batch_size != 100
+
+
+def test_ring8_pacgan_keeps_the_paper_setting():
+    cfg = compose_config(["experiment=ring8_pacgan"]).model
+    assert cfg.pack == 2 and cfg.latent_dim == 2 and cfg.net.mlp.g_batch_norm is True
+    assert cfg.lr_schedule == "constant" and cfg.ema is None and cfg.g_optimizer.lr == 1e-4
 
 
 def test_mlp_generator_without_batch_norm():

@@ -77,12 +77,17 @@ def test_pack_builds_a_pacgan_discriminator(tmp_path):
     assert first.shape[1] == 2 * 4  # 4 two-dimensional samples per D input
 
 
+# a constant lr: on ring8 the 2-D recipe's linear schedule ends at each call's max_steps, so a run
+# continued to 7 steps would follow a different schedule than one trained to 7 in one go
+SNGAN_RING = ["model=sngan", "data=ring8", "model.lr_schedule=constant"]
+
+
 def test_resume_continues_step_count_optimizer_and_ema(tmp_path):
     first, resumed = tmp_path / "a", tmp_path / "b"
-    train(["model=sngan", "data=ring8", "trainer.max_steps=4", "trainer.log_every_n_steps=1"], first)
+    train([*SNGAN_RING, "trainer.max_steps=4", "trainer.log_every_n_steps=1"], first)
     ckpt_a = load_ckpt(first)
     train(
-        ["model=sngan", "data=ring8", "trainer.max_steps=7", "trainer.log_every_n_steps=1",
+        [*SNGAN_RING, "trainer.max_steps=7", "trainer.log_every_n_steps=1",
          f"ckpt_path={first}/checkpoints/last.ckpt"],
         resumed,
     )
@@ -94,7 +99,7 @@ def test_resume_continues_step_count_optimizer_and_ema(tmp_path):
     assert [int(r["step"]) for r in read_csv(resumed)] == [5, 6, 7]
     # the resumed run started from the saved EMA (not a fresh copy of G): it ends where an
     # uninterrupted 7-step run ends, EMA included
-    train(["model=sngan", "data=ring8", "trainer.max_steps=7", "trainer.log_every_n_steps=1"], tmp_path / "c")
+    train([*SNGAN_RING, "trainer.max_steps=7", "trainer.log_every_n_steps=1"], tmp_path / "c")
     whole = load_ckpt(tmp_path / "c")["state_dict"]
     assert ckpt_a["state_dict"].keys() == whole.keys()
     assert all(torch.equal(whole[k], ckpt_b["state_dict"][k]) for k in whole if k.startswith("ema."))
