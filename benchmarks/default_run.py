@@ -36,11 +36,6 @@ def _env(threads: str) -> dict:
     return env
 
 
-def _train_seconds(run_dir: str) -> float | None:
-    """Training time from the run's train.log (first to last step line), else None."""
-    return None
-
-
 def main(argv: list[str]) -> None:
     args, overrides = parse_args(argv, {"name": "candidate", "threads": "1", "keep": ""})
     run_dir = args["keep"] or tempfile.mkdtemp(prefix="default_run_")
@@ -103,7 +98,10 @@ def table() -> None:
             f"{r['train_wall_s']:.0f} | {r['load_before'][0]:.1f}/{r['load_after'][0]:.1f} | "
             f"{f(_get(rep, 'fid'), 1)} | {f(_get(rep, 'class_kl', 'kl'))} | {f(_get(rep, 'classes_covered', 'classes'), 0)} | "
             f"{f(_get(rep, 'precision'), 2)} | {f(_get(rep, 'recall'), 2)} |")
-    lines += ["", f"Machine: {read_jsonl(RUNS)[-1]['machine']['cpu'] if read_jsonl(RUNS) else '?'}, 2 cores."]
+    rows = read_jsonl(RUNS)
+    lines += ["", f"Machine: {rows[-1]['machine']['cpu'] if rows else '?'}, 2 cores, shared with other jobs "
+              "(load averages per row; threads = torch threads of the run). 'wall s' is the whole "
+              "`python -m gan_lab` command, start-up included."]
     write_table("default_run", lines)
 
 
