@@ -266,8 +266,9 @@ class Tricks:
             try:
                 generator = VirtualBatchNormGenerator(generator, ref_z, reference_labels(vbn["reference_size"]))
             except UserError as err:
+                # the 2-D defaults (conf/data_model) drop batch norm from the MLP generator
                 raise UserError(f"model.tricks.virtual_batch_norm does not apply to model={self.model}: "
-                                f"{err}") from None
+                                f"{err} (the MLP generator has it with model.net.mlp.g_batch_norm=true)") from None
         if "feature_matching" in self.settings:
             layers = hidden_layers(discriminator)
             index = self.settings["feature_matching"]["layer"]
