@@ -225,6 +225,15 @@ def run(cfg: DictConfig) -> dict:
             raise RunStopped(signame, module.step, run_dir)
         log_checkpoint_artifact(cfg, loggers)
     except SIGTERMException:
+        # Lightning also raises this between batches (start of a batch, end of an epoch) when the
+        # signal came after the checkpoint callback's last look: save here, so a stop always
+        # leaves a checkpoint of the last whole batch
+        from gan_lab.callbacks.checkpoint import GANCheckpoint
+
+        for cb in trainer.callbacks:
+            if isinstance(cb, GANCheckpoint) and cb.stopped_by is None:
+                cb.stopped_by = "SIGTERM"
+                cb.save(trainer, module, periodic=False)
         raise RunStopped("SIGTERM", module.step, run_dir) from None
     finally:
         finish_wandb(loggers)
