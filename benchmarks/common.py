@@ -112,6 +112,14 @@ def pm(mean: float, se: float, n: int, digits: int) -> str:
     return f"{mean:.{digits}f} ± {se:.{digits}f}" if n > 1 else f"{mean:.{digits}f}"
 
 
+def row_cell(row: dict[str, Any], key: str, digits: int) -> str:
+    """A table cell of an aggregated row: its ``(mean, se)`` over ``row["seeds"]``, "—" when absent."""
+    if key not in row:
+        return "—"
+    mean, se = row[key]
+    return pm(mean, se, len(row["seeds"]), digits)
+
+
 def write_table(name: str, lines: list[str]) -> None:
     """Write ``results/<name>.md`` and print it."""
     text = "\n".join(lines) + "\n"

@@ -25,7 +25,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from common import (  # noqa: E402
-    RESULTS, append_jsonl, machine, machine_line, mean_se, parse_args, pin_threads, pm, quiet_lightning, read_jsonl,
+    RESULTS, append_jsonl, machine, machine_line, mean_se, parse_args, pin_threads, quiet_lightning, read_jsonl, row_cell,
     write_json, write_table,
 )
 
@@ -123,12 +123,6 @@ def report() -> None:
         "published": STUDIOGAN, "machine": info,
     })
 
-    def cell(row, key, digits):
-        if key not in row:
-            return "—"
-        mean, se = row[key]
-        return pm(mean, se, len(row["seeds"]), digits)
-
     lines = ["# Class-conditional models on mnist_5k (small CPU budget)", "",
              "Same wall-clock training budget for every model (one thread); scored with the lab's evaluator, "
              "feature=domain (the lab's MNIST CNN), n samples for labels cycling through the classes vs n real "
@@ -144,14 +138,14 @@ def report() -> None:
     for r in rows:
         lines.append(
             f"| {r['model']} | {' '.join(r['overrides']) or '—'} | {r['budget_s']:.0f} | "
-            f"{'/'.join(map(str, r['g_steps']))} | {len(r['seeds'])} | {cell(r, 'fid', 2)} | {cell(r, 'cond_acc', 3)} | "
-            f"{cell(r, 'intra_fid', 2)} | {cell(r, 'cas', 3)} | {cell(r, 'classes_covered', 1)} | "
-            f"{cell(r, 'class_kl', 3)} |")
+            f"{'/'.join(map(str, r['g_steps']))} | {len(r['seeds'])} | {row_cell(r, 'fid', 2)} | {row_cell(r, 'cond_acc', 3)} | "
+            f"{row_cell(r, 'intra_fid', 2)} | {row_cell(r, 'cas', 3)} | {row_cell(r, 'classes_covered', 1)} | "
+            f"{row_cell(r, 'class_kl', 3)} |")
         if "psi_0.5" in r:
             p = {"seeds": r["seeds"], **r["psi_0.5"]}
             lines.append(f"| {r['model']}, truncation ψ=0.5 | same checkpoints | | | {len(r['seeds'])} | "
-                         f"{cell(p, 'fid', 2)} | {cell(p, 'cond_acc', 3)} | {cell(p, 'intra_fid', 2)} | "
-                         f"{cell(p, 'cas', 3)} | {cell(p, 'classes_covered', 1)} | {cell(p, 'class_kl', 3)} |")
+                         f"{row_cell(p, 'fid', 2)} | {row_cell(p, 'cond_acc', 3)} | {row_cell(p, 'intra_fid', 2)} | "
+                         f"{row_cell(p, 'cas', 3)} | {row_cell(p, 'classes_covered', 1)} | {row_cell(p, 'class_kl', 3)} |")
     n = rows[0]["n"] if rows else "?"
     lines += ["", f"n = {n} generated and {n} real images per score. Published reference points: {STUDIOGAN}",
               "", machine_line(info)]

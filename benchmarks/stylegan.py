@@ -30,7 +30,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from common import (  # noqa: E402
-    RESULTS, append_jsonl, machine, machine_line, mean_se, parse_args, pin_threads, pm, quiet_lightning, read_jsonl,
+    RESULTS, append_jsonl, machine, machine_line, mean_se, parse_args, pin_threads, quiet_lightning, read_jsonl, row_cell,
     write_json, write_table,
 )
 
@@ -105,12 +105,6 @@ def report() -> None:
         "machine": info,
     })
 
-    def cell(row, key, digits):
-        if key not in row:
-            return "—"
-        mean, se = row[key]
-        return pm(mean, se, len(row["seeds"]), digits)
-
     n = rows[0]["n"] if rows else "?"
     lines = ["# StyleGAN2, SNGAN and BigGAN on mnist_5k at 32 px (one CPU budget), with and without DiffAugment", "",
              f"Same budget of CPU seconds for every run (one thread, process time); scored with the lab's evaluator, "
@@ -122,16 +116,16 @@ def report() -> None:
     for r in rows:
         name = r["model"] + (f" ({' '.join(r['overrides'])})" if r["overrides"] else "")
         lines.append(f"| {name} | {r['augment']} | {r['budget_cpu_s']:.0f} | {'/'.join(map(str, r['g_steps']))} | "
-                     f"{len(r['seeds'])} | {cell(r, 'fid', 2)} | {cell(r, 'precision', 3)} | {cell(r, 'recall', 3)} | "
-                     f"{cell(r, 'classes_covered', 1)} | {cell(r, 'class_kl', 3)} |")
+                     f"{len(r['seeds'])} | {row_cell(r, 'fid', 2)} | {row_cell(r, 'precision', 3)} | {row_cell(r, 'recall', 3)} | "
+                     f"{row_cell(r, 'classes_covered', 1)} | {row_cell(r, 'class_kl', 3)} |")
     curve = next((r for r in rows if "truncation" in r), None)
     if curve:
         lines += ["", "## StyleGAN truncation trade-off (same checkpoints, augment=none)", "",
                   "| ψ | domain-FID ↓ | precision ↑ | recall ↑ | classes covered | class KL ↓ |", "|---|---|---|---|---|---|"]
         for psi, scores in curve["truncation"].items():
             c = {"seeds": curve["seeds"], **scores}
-            lines.append(f"| {float(psi):g} | {cell(c, 'fid', 2)} | {cell(c, 'precision', 3)} | {cell(c, 'recall', 3)} | "
-                         f"{cell(c, 'classes_covered', 1)} | {cell(c, 'class_kl', 3)} |")
+            lines.append(f"| {float(psi):g} | {row_cell(c, 'fid', 2)} | {row_cell(c, 'precision', 3)} | {row_cell(c, 'recall', 3)} | "
+                         f"{row_cell(c, 'classes_covered', 1)} | {row_cell(c, 'class_kl', 3)} |")
     ppl_rows = [r for r in rows if "ppl_w" in r]
     if ppl_rows:
         lines += ["", "## StyleGAN perceptual path length (domain-CNN features as the distance)", "",
@@ -140,7 +134,7 @@ def report() -> None:
         for r in ppl_rows:
             reg = "off (weight 0)" if "model.path_length.weight=0" in r["overrides"] else "on (weight 2, every 4)"
             lines.append(f"| {r['model']} | {r['augment']} | {reg} | {'/'.join(map(str, r['g_steps']))} | "
-                         f"{len(r['seeds'])} | {cell(r, 'ppl_w', 1)} | {cell(r, 'ppl_z', 1)} | {cell(r, 'fid', 2)} |")
+                         f"{len(r['seeds'])} | {row_cell(r, 'ppl_w', 1)} | {row_cell(r, 'ppl_z', 1)} | {row_cell(r, 'fid', 2)} |")
     lines += ["", PUBLISHED, "", machine_line(info)]
     write_table("stylegan", lines)
 

@@ -37,7 +37,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from common import (  # noqa: E402
-    RESULTS, append_jsonl, machine, machine_line, mean_se, parse_args, pin_threads, pm, quiet_lightning, read_jsonl,
+    RESULTS, append_jsonl, machine, machine_line, mean_se, parse_args, pin_threads, quiet_lightning, read_jsonl, row_cell,
     write_json, write_table,
 )
 
@@ -237,10 +237,6 @@ def report() -> None:
         "rows": rows, "machine": info,
     })
 
-    def cell(row, key, digits):
-        mean, se = row[key]
-        return pm(mean, se, len(row["seeds"]), digits)
-
     n = rows[0]["n"] if rows else "?"
     lines = ["# StyleGAN2: the lab's code against NVlabs' stylegan2-ada-pytorch, mnist_5k at 32 px, CPU", "",
              f"Same settings (the lab's `model=stylegan` default: channel base 1024 / max 128, z = w = 128, 8 mapping "
@@ -256,8 +252,8 @@ def report() -> None:
         code = "NVlabs stylegan2-ada-pytorch" if r["impl"] == "nvlabs" else "gan_lab"
         cpu = "/".join(f"{t:.0f}" for t in r["train_cpu_s"])
         lines.append(f"| {code} | {settings} | {r['g_steps']} | {r['images']} | {len(r['seeds'])} | {cpu} | "
-                     f"{cell(r, 'fid', 2)} | {cell(r, 'precision', 3)} | {cell(r, 'recall', 3)} | "
-                     f"{cell(r, 'classes_covered', 1)} | {cell(r, 'class_kl', 3)} |")
+                     f"{row_cell(r, 'fid', 2)} | {row_cell(r, 'precision', 3)} | {row_cell(r, 'recall', 3)} | "
+                     f"{row_cell(r, 'classes_covered', 1)} | {row_cell(r, 'class_kl', 3)} |")
     loads = sorted({float(entry[0]) for r in rows for entry in r["load"]})
     lines += ["", machine_line(info) + (f" Load average (1 min) at the scored steps: {loads[0]:.2f}–{loads[-1]:.2f}."
                                         if loads else "")]
