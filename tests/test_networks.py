@@ -76,6 +76,25 @@ def test_dcgan_structure():
     assert any(isinstance(m, nn.BatchNorm2d) for m in feats)
 
 
+@pytest.mark.parametrize("extra", [1, 2])
+def test_dcgan_extra_layers_add_same_size_convolutions_at_each_hidden_resolution(extra):
+    plain_g, plain_d = build("dcgan", (1, 28, 28), 16, g_width=8, d_width=8, d_norm="spectral")
+    g, d = build("dcgan", (1, 28, 28), 16, g_width=8, d_width=8, d_norm="spectral", extra_layers=extra)
+
+    def same_size_convs(net):
+        return [m for m in net.modules() if isinstance(m, nn.Conv2d) and m.stride == (1, 1) and m.kernel_size == (3, 3)]
+
+    # 28 px: two hidden resolutions in G (7, 14 px) and in D (14, 7 px)
+    assert not same_size_convs(plain_g) and not same_size_convs(plain_d)
+    assert len(same_size_convs(g)) == 2 * extra and len(same_size_convs(d)) == 2 * extra
+    assert all(isinstance(c, nn.Conv2d) and hasattr(c, "parametrizations") for c in same_size_convs(d))  # SN kept
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in g.modules()) == 2 + 2 * extra
+    x = g(torch.randn(3, 16))
+    assert x.shape == (3, 1, 28, 28) and d(x).shape == (3,)
+    with pytest.raises(UserError, match="extra_layers must be 0 or more"):
+        build("dcgan", (1, 28, 28), extra_layers=-1)
+
+
 def test_spectral_norm_bounds_the_largest_singular_value():
     torch.manual_seed(0)
     _, d = build("dcgan", (1, 28, 28), d_width=8, d_norm="spectral")

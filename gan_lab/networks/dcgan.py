@@ -40,10 +40,13 @@ def _num_upsamples(image_size: int) -> int:
 class DCGANGenerator(nn.Module):
     """``batch_norm=False`` drops the batch norms (and gives the convolutions biases): a sample
     then depends on its own latent only, which Gradient Origin Networks need (their latent is a
-    gradient through the network, which batch statistics would couple across the batch)."""
+    gradient through the network, which batch statistics would couple across the batch).
+    ``extra_layers`` adds that many 3×3 stride-1 convolutions (with norm and ReLU) at each hidden
+    resolution: depth without more resolution steps (DCGAN's reference code has such extra
+    layers; SNGAN's 'standard CNN' D pairs every strided convolution with a 3×3 one)."""
 
     def __init__(self, latent_dim: int, out_channels: int, image_size: int, width: int = 64,
-                 batch_norm: bool = True):
+                 batch_norm: bool = True, extra_layers: int = 0):
         super().__init__()
         self.latent_dim = latent_dim
         n_up = _num_upsamples(image_size)
@@ -53,11 +56,19 @@ class DCGANGenerator(nn.Module):
         def norm(channels: int) -> list[nn.Module]:
             return [nn.BatchNorm2d(channels)] if batch_norm else []
 
+        def same_size(channels: int) -> list[nn.Module]:
+            block: list[nn.Module] = []
+            for _ in range(extra_layers):
+                block += [nn.Conv2d(channels, channels, 3, 1, 1, bias=not batch_norm), *norm(channels),
+                          nn.ReLU(inplace=True)]
+            return block
+
         layers: list[nn.Module] = [
             # projection of z (seen as a 1x1 map) to the first base x base feature map
             nn.ConvTranspose2d(latent_dim, ch, base, 1, 0, bias=not batch_norm),
             *norm(ch),
             nn.ReLU(inplace=True),
+            *same_size(ch),
         ]
         for _ in range(n_up - 1):
             layers += [
@@ -66,6 +77,7 @@ class DCGANGenerator(nn.Module):
                 nn.ReLU(inplace=True),
             ]
             ch //= 2
+            layers += same_size(ch)
         layers += [nn.ConvTranspose2d(ch, out_channels, 4, 2, 1), nn.Tanh()]
         self.net = nn.Sequential(*layers)
 
@@ -81,15 +93,26 @@ class DCGANDiscriminator(nn.Module):
         width: int = 64,
         norm: str = "batch",
         num_classes: int = 0,
+        extra_layers: int = 0,
     ):
         super().__init__()
         check_norm(norm)
         n_down = _num_upsamples(image_size)
         base = size_plan(image_size)[0]
         bias = norm not in ("batch", "layer", "instance")
+
+        def same_size(channels: int) -> list[nn.Module]:
+            # extra_layers 3x3 stride-1 convolutions after each strided one (see DCGANGenerator)
+            block: list[nn.Module] = []
+            for _ in range(extra_layers):
+                block += [maybe_sn(nn.Conv2d(channels, channels, 3, 1, 1, bias=bias), norm),
+                          feature_norm(norm, channels), nn.LeakyReLU(0.2, inplace=True)]
+            return block
+
         layers: list[nn.Module] = [
             maybe_sn(nn.Conv2d(in_channels, width, 4, 2, 1), norm),
             nn.LeakyReLU(0.2, inplace=True),
+            *same_size(width),
         ]
         ch = width
         for _ in range(n_down - 1):
@@ -99,6 +122,7 @@ class DCGANDiscriminator(nn.Module):
                 nn.LeakyReLU(0.2, inplace=True),
             ]
             ch *= 2
+            layers += same_size(ch)
         self.features = nn.Sequential(*layers, nn.Flatten())
         # The final base x base convolution of DCGAN, written as a linear layer over the
         # flattened map so a class projection can share it.
