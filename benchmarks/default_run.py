@@ -5,9 +5,12 @@ feature=domain, metrics fid (domain-FID), pr (precision, recall) and the class h
 domain classifier (class KL to uniform, classes covered).
 
     python benchmarks/default_run.py name=<label> threads=1 [hydra overrides ...]
+    python benchmarks/default_run.py real      # what a perfect generator would score
 
 Appends one row to results/default_run_runs.jsonl (overrides, steps, training seconds, the
 evaluator's numbers, machine and load) and rewrites results/default_run.md from every row.
+``real`` scores real images against real images with the same classifier and sizes (2,000 train
+images against 2,000 other train images, three random splits) into results/default_run_real.json.
 On demand only; never part of the test suite.
 """
 
@@ -22,7 +25,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import RESULTS, REPO, append_jsonl, machine, parse_args, read_jsonl, write_table  # noqa: E402
+from common import RESULTS, REPO, append_jsonl, machine, parse_args, read_jsonl, write_json, write_table  # noqa: E402
 
 RUNS = os.path.join(RESULTS, "default_run_runs.jsonl")
 
@@ -36,7 +39,43 @@ def _env(threads: str) -> dict:
     return env
 
 
+def real_baseline() -> None:
+    """Domain-FID, precision/recall and class KL of real train images against other real ones."""
+    import hydra
+    import torch
+
+    from common import compose, pin_threads
+    from gan_lab.metrics.functional import class_diagnostics, frechet_distance, mean_cov, precision_recall
+
+    pin_threads(1)
+    cfg = compose(["metrics=[pr]"], tempfile.mkdtemp(prefix="default_run_real_"))
+    data = hydra.utils.instantiate(cfg.data, _convert_="all")
+    x, y = data.labelled_tensors()
+    extractor = hydra.utils.instantiate(cfg.feature)(labeled_data=(x, y), data_name=data.info.name)
+    k = int(cfg.metrics.pr.k)  # the evaluator's k (conf/metrics/pr.yaml)
+    splits = []
+    for split_seed in range(3):
+        order = torch.randperm(len(x), generator=torch.Generator().manual_seed(split_seed))
+        with torch.no_grad():
+            ref, other = extractor(x[order[:2000]]), extractor(x[order[2000:4000]])
+        precision, recall = precision_recall(ref.features, other.features, k=k)
+        diag = class_diagnostics(other.logits.softmax(1), torch.bincount(y).double())
+        splits.append({"split_seed": split_seed, "fid": frechet_distance(*mean_cov(ref.features), *mean_cov(other.features)),
+                       "precision": precision, "recall": recall, "class_kl": diag["kl"],
+                       "classes_covered": diag["classes_covered"]})
+        print(splits[-1], flush=True)
+    write_json(os.path.join(RESULTS, "default_run_real.json"), {
+        "what": "real vs real with the default run's scoring: 2,000 train images as the reference, 2,000 other "
+                "train images in place of samples, domain classifier features, pr k=3",
+        "k": k, "splits": splits, "classifier": extractor.info if hasattr(extractor, "info") else None,
+        "machine": machine()})
+    table()
+
+
 def main(argv: list[str]) -> None:
+    if argv == ["real"]:
+        real_baseline()
+        return
     args, overrides = parse_args(argv, {"name": "candidate", "threads": "1", "keep": ""})
     run_dir = args["keep"] or tempfile.mkdtemp(prefix="default_run_")
     threads = args["threads"]
@@ -84,7 +123,7 @@ def _get(report: dict, *keys: str):
 def table() -> None:
     lines = ["# The default run: candidates (issue 15)", "",
              "Each row: `python -m gan_lab <overrides>` trained as a subprocess, then `gan_lab.evaluate` on the "
-             "last checkpoint (2,000 EMA samples vs 2,000 train images, feature=domain). One seed (0). "
+             "last checkpoint (2,000 EMA samples vs 2,000 train images, feature=domain). Seed 0 unless the overrides set one. "
              "Wall time includes start-up; load = 1-min load average before/after on the 2-core machine "
              "(shared with other jobs).", "",
              "| name | overrides | steps | threads | wall s | load before/after | domain-FID | class KL | classes | precision | recall |",
@@ -98,6 +137,14 @@ def table() -> None:
             f"{r['train_wall_s']:.0f} | {r['load_before'][0]:.1f}/{r['load_after'][0]:.1f} | "
             f"{f(_get(rep, 'fid'), 1)} | {f(_get(rep, 'class_kl', 'kl'))} | {f(_get(rep, 'classes_covered', 'classes'), 0)} | "
             f"{f(_get(rep, 'precision'), 2)} | {f(_get(rep, 'recall'), 2)} |")
+    real_path = os.path.join(RESULTS, "default_run_real.json")
+    if os.path.exists(real_path):
+        with open(real_path) as f:
+            real = json.load(f)
+        for sp in real["splits"]:
+            lines.append(f"| real data (split {sp['split_seed']}) | 2,000 other train images as samples | — | — | — | — | "
+                         f"{sp['fid']:.1f} | {sp['class_kl']:.3f} | {sp['classes_covered']} | {sp['precision']:.2f} | "
+                         f"{sp['recall']:.2f} |")
     rows = read_jsonl(RUNS)
     lines += ["", f"Machine: {rows[-1]['machine']['cpu'] if rows else '?'}, 2 cores, shared with other jobs "
               "(load averages per row; threads = torch threads of the run). 'wall s' is the whole "

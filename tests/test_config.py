@@ -174,5 +174,8 @@ def test_configs_ship_inside_the_wheel(tmp_path):
 def test_groups_override_the_main_config():
     # an experiment (or a model) may set trainer values: the main config's own values come first
     assert compose_config(["experiment=cifar10_wgan_gp"]).trainer.max_steps == 100000
-    assert compose_config([]).trainer.max_steps == 6000  # the default run: sngan on mnist_5k (conf/model/sngan.yaml)
+    default = compose_config([])  # the default run: sngan on mnist_5k (conf/model/sngan.yaml)
+    assert default.trainer.max_steps == 3000
+    assert default.model.net.dcgan.extra_layers == 1
+    assert compose_config(["model=dcgan"]).model.net.dcgan.extra_layers == 0  # other variants keep plain DCGAN nets
     assert compose_config(["experiment=cifar10_wgan_gp", "trainer.max_steps=7"]).trainer.max_steps == 7
