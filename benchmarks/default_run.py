@@ -25,7 +25,9 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import RESULTS, REPO, append_jsonl, machine, parse_args, read_jsonl, write_json, write_table  # noqa: E402
+from common import (  # noqa: E402
+    RESULTS, REPO, append_jsonl, compose, machine, parse_args, pin_threads, read_jsonl, write_json, write_table,
+)
 
 RUNS = os.path.join(RESULTS, "default_run_runs.jsonl")
 
@@ -44,7 +46,6 @@ def real_baseline() -> None:
     import hydra
     import torch
 
-    from common import compose, pin_threads
     from gan_lab.metrics.functional import class_diagnostics, frechet_distance, mean_cov, precision_recall
 
     pin_threads(1)
@@ -67,7 +68,7 @@ def real_baseline() -> None:
     write_json(os.path.join(RESULTS, "default_run_real.json"), {
         "what": "real vs real with the default run's scoring: 2,000 train images as the reference, 2,000 other "
                 "train images in place of samples, domain classifier features, pr k=3",
-        "k": k, "splits": splits, "classifier": extractor.info if hasattr(extractor, "info") else None,
+        "k": k, "splits": splits, "classifier": extractor.info,
         "machine": machine()})
     table()
 
