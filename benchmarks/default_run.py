@@ -149,7 +149,9 @@ def table() -> None:
     rows = read_jsonl(RUNS)
     lines += ["", f"Machine: {rows[-1]['machine']['cpu'] if rows else '?'}, 2 cores, shared with other jobs "
               "(load averages per row; threads = torch threads of the run). 'wall s' is the whole "
-              "`python -m gan_lab` command, start-up included."]
+              "`python -m gan_lab` command, start-up included. Overrides are relative to the default of the day "
+              "the row was made (`steps` gives its step count): rows before `extra1_4500_default` ran the "
+              "sngan networks without extra layers; README, 'The default run', says what each row changes."]
     write_table("default_run", lines)
 
 
