@@ -51,6 +51,23 @@ def test_sample_cli_is_seeded_and_needs_no_data(image_ckpt, tmp_path, monkeypatc
     assert np.array_equal(outs[0], outs[1]) and not np.array_equal(outs[0], outs[2])
 
 
+def test_truncation_draws_latents_within_psi_for_unconditional_models(image_ckpt, tmp_path, capsys):
+    from gan_lab import sample
+    from gan_lab.checkpoint import load_module
+
+    module, _, _ = load_module(image_ckpt)
+    g = module.sampling_net("generator")
+    seen, forward = [], g.forward
+    g.forward = lambda z, y=None, **kw: seen.append(z) or forward(z, y, **kw)
+    x = module.sample(300, torch.Generator().manual_seed(0), truncation=0.4).x
+    assert x.shape == (300, 1, 28, 28) and float(seen[-1].abs().max()) <= 0.4
+    module.sample(300, torch.Generator().manual_seed(0))
+    assert float(seen[-1].abs().max()) > 2.0  # without it, plain normal latents (P(|z| < 2) ** 38400 ~ 0)
+    assert sample.main([f"ckpt={image_ckpt}", "n=4", f"out={tmp_path / 't.npz'}", "truncation=0.7"]) == 0
+    assert sample.main([f"ckpt={image_ckpt}", "n=4", f"out={tmp_path / 'u.npz'}", "truncation=0"]) == 2
+    assert "truncation must be a positive number" in capsys.readouterr().err
+
+
 def test_sample_cli_2d(vector_ckpt, tmp_path):
     from gan_lab import sample
 

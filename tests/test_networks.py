@@ -93,6 +93,12 @@ def test_dcgan_extra_layers_add_same_size_convolutions_at_each_hidden_resolution
     assert x.shape == (3, 1, 28, 28) and d(x).shape == (3,)
     with pytest.raises(UserError, match="extra_layers must be 0 or more"):
         build("dcgan", (1, 28, 28), extra_layers=-1)
+    # D may have its own count (model.net.dcgan.d_extra_layers); G keeps extra_layers
+    g2, d2 = build("dcgan", (1, 28, 28), 16, g_width=8, d_width=8, extra_layers=extra, d_extra_layers=extra + 1)
+    assert len(same_size_convs(g2)) == 2 * extra and len(same_size_convs(d2)) == 2 * (extra + 1)
+    assert d2(g2(torch.randn(3, 16))).shape == (3,)
+    with pytest.raises(UserError, match="d_extra_layers must be 0 or more"):
+        build("dcgan", (1, 28, 28), d_extra_layers=-1)
 
 
 def test_spectral_norm_bounds_the_largest_singular_value():

@@ -33,6 +33,7 @@ from gan_lab.engine import EMASpec, LabModule, OptimGroup, RunOptions, Update
 from gan_lab.errors import UserError
 from gan_lab.families.tricks import Tricks, capture_output
 from gan_lab.losses import get_loss, get_penalty
+from gan_lab.losses.conditional import check_truncation, truncated_normal
 from gan_lab.networks import select_arch
 
 DEFAULT_OPTIMIZER = {"name": "adam", "lr": 2e-4, "betas": [0.5, 0.999]}
@@ -55,6 +56,9 @@ class AdversarialGAN(LabModule):
     """Whether samples carry the labels they were generated for (class-conditional metrics need them)."""
     has_classifier = False
     """Whether the model has a classifier of real data (``classify``), which ``test_acc`` scores."""
+    sample_options = ("truncation",)
+    """``truncation=psi``: latent entries beyond ``±psi`` redrawn (the truncation trick, BigGAN), which
+    trades variety for fidelity in any generator of a normal latent."""
 
     def __init__(
         self,
@@ -157,7 +161,10 @@ class AdversarialGAN(LabModule):
 
     # ------------------------------------------------------------------ hooks for subclasses
 
-    def sample_latent(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+    def sample_latent(self, n: int, generator: torch.Generator | None = None,
+                      truncation: float | None = None) -> Tensor:
+        if truncation is not None:
+            return truncated_normal((n, self.latent_dim), truncation, generator, device=self.device)
         if generator is None:
             return torch.randn(n, self.latent_dim, device=self.device)
         return torch.randn(n, self.latent_dim, generator=generator).to(self.device)
@@ -279,12 +286,17 @@ class AdversarialGAN(LabModule):
 
     # ------------------------------------------------------------------ sampling
 
+    def check_sample_options(self, options: dict) -> None:
+        super().check_sample_options(options)
+        if options.get("truncation") is not None:
+            check_truncation(options["truncation"])
+
     def sample(self, n: int, generator: torch.Generator | None = None, condition: Any = None, *,
                use_ema: bool = True, **options) -> Batch:
         self.check_sample_options(options)
         if condition is not None:
             raise UserError(f"model={self.name} is unconditional: it takes no labels or other condition")
-        z = self.sample_latent(n, generator)
+        z = self.sample_latent(n, generator, options.get("truncation"))
         g = self.sampling_net("generator", use_ema)
         with self.sampling_mode(g, train=self.sample_mode == "train"):
             return Batch(g(z, None))

@@ -46,11 +46,9 @@ from gan_lab.errors import UserError
 from gan_lab.families.adversarial import AdversarialGAN
 from gan_lab.losses.conditional import (
     acgan_d_loss,
-    check_truncation,
     orthogonal_regularization,
     ssgan_d_loss,
     ssgan_real_logit,
-    truncated_normal,
 )
 
 CONDITIONINGS = ("input", "auxiliary", "projection", "semi_supervised")
@@ -414,11 +412,6 @@ class ConditionalGAN(AdversarialGAN):
 
     # ------------------------------------------------------------------ sampling
 
-    def check_sample_options(self, options: dict) -> None:
-        super().check_sample_options(options)
-        if options.get("truncation") is not None:
-            check_truncation(options["truncation"])
-
     def condition_for(self, labels: Any, n: int) -> Tensor:
         """``n`` labels for a ``labels=`` request: ``all`` cycles through the classes, ``k`` is one
         class, ``[k1, k2, ...]`` cycles through those."""
@@ -437,12 +430,6 @@ class ConditionalGAN(AdversarialGAN):
         start = torch.randint(self.num_classes, (1,), generator=generator) if generator is not None \
             else torch.randint(self.num_classes, (1,))
         return (start + torch.arange(n)) % self.num_classes
-
-    def sample_latent(self, n: int, generator: torch.Generator | None = None,
-                      truncation: float | None = None) -> Tensor:
-        if truncation is None:
-            return super().sample_latent(n, generator)
-        return truncated_normal((n, self.latent_dim), truncation, generator, device=self.device)
 
     def sample(self, n: int, generator: torch.Generator | None = None, condition: Any = None, *,
                use_ema: bool = True, **options) -> Batch:

@@ -50,14 +50,19 @@ def mlp_pair(info, latent_dim: int, *, width: int = 256, g_depth: int = 3, d_dep
 
 
 def dcgan_pair(info, latent_dim: int, *, g_width: int = 64, d_width: int = 64, d_norm: str = "batch",
-               pack: int = 1, num_classes: int = 0, extra_layers: int = 0) -> tuple[nn.Module, nn.Module]:
+               pack: int = 1, num_classes: int = 0, extra_layers: int = 0,
+               d_extra_layers: int | None = None) -> tuple[nn.Module, nn.Module]:
     """DCGAN's all-convolutional G and D for square images of base·2^k px (8, 14, 16, 28, 32, 56, 64, ...);
-    ``extra_layers`` 3×3 stride-1 convolutions at each hidden resolution of both."""
+    ``extra_layers`` 3×3 stride-1 convolutions at each hidden resolution of G, and of D unless
+    ``d_extra_layers`` gives D its own count."""
     channels, size = _check_image("dcgan", info, dcgan.SUPPORTED_SIZES)
-    if extra_layers < 0:
-        raise UserError(f"model.net.dcgan.extra_layers must be 0 or more, not {extra_layers}")
+    if d_extra_layers is None:
+        d_extra_layers = extra_layers
+    for key, value in (("extra_layers", extra_layers), ("d_extra_layers", d_extra_layers)):
+        if value < 0:
+            raise UserError(f"model.net.dcgan.{key} must be 0 or more, not {value}")
     g = DCGANGenerator(latent_dim, channels, size, g_width, extra_layers=extra_layers)
-    d = DCGANDiscriminator(channels * pack, size, d_width, d_norm, num_classes, extra_layers=extra_layers)
+    d = DCGANDiscriminator(channels * pack, size, d_width, d_norm, num_classes, extra_layers=d_extra_layers)
     return g, d
 
 
