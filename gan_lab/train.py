@@ -237,9 +237,19 @@ def run(cfg: DictConfig) -> dict:
         raise RunStopped("SIGTERM", module.step, run_dir) from None
     finally:
         finish_wandb(loggers)
+        close_process_group()
     if trainer.is_global_zero:
         log.info(end_message(cfg, module, run_dir))
     return dict(module.last_metrics)
+
+
+def close_process_group() -> None:
+    """Destroy the DDP process group (gloo/NCCL) before the interpreter exits. Left to the
+    interpreter's teardown, gloo's worker threads can be destroyed while still joinable, and the
+    process then aborts ("terminate called without an active exception") after a run that
+    finished and saved everything, turning a good run into a failed exit status."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
 
 
 def end_message(cfg: DictConfig, module, run_dir: str) -> str:
