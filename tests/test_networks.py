@@ -112,6 +112,29 @@ def test_spectral_norm_bounds_the_largest_singular_value():
     assert not any(isinstance(m, nn.BatchNorm2d) for m in d.modules())
 
 
+def test_mlp_d_gain_scales_the_output_and_bounds_the_slope_of_a_spectral_d():
+    torch.manual_seed(0)
+    _, d1 = build("mlp", (2,), d_norm="spectral")
+    torch.manual_seed(0)
+    _, d30 = build("mlp", (2,), d_norm="spectral", d_gain=30.0)
+    for d in (d1, d30):
+        d.train()
+        for _ in range(50):  # the same inputs: both power iterations reach the same estimates
+            d(torch.linspace(-1, 1, 8).view(4, 2))
+        d.eval()
+    x = torch.randn(64, 2)
+    with torch.no_grad():
+        a, b = d1(x).double(), d30(x).double()
+    assert torch.allclose(b, 30 * a, rtol=1e-5, atol=1e-6)
+    # each spectrally normalised layer is at most 1-Lipschitz (LeakyReLU too): |D(x)-D(y)| <= gain |x-y|
+    y = x + 0.01 * torch.randn(64, 2)
+    with torch.no_grad():
+        slope = (d30(y) - d30(x)).abs().double() / (y - x).norm(dim=1).double()
+    assert float(slope.max()) <= 30 * 1.01
+    with pytest.raises(UserError, match="d_gain must be positive"):
+        build("mlp", (2,), d_gain=0.0)
+
+
 def test_projection_head_uses_labels():
     _, d = build("mlp", (2,), width=16, num_classes=3)
     x = torch.randn(5, 2)

@@ -162,3 +162,61 @@ def test_trick_settings_are_checked():
         Tricks({"virtual_batch_norm": {"reference_size": 1}}, "gan")
     off = Tricks({"feature_matching": {"enabled": False, "layer": 3}}, "gan")
     assert not off and off.on() == []
+
+
+# ---------------------------------------------------------------- top-k generator loss (model.top_k)
+
+
+def test_top_k_schedule_and_selection():
+    from gan_lab.losses.adversarial import top_k_fraction, top_k_outputs
+
+    assert top_k_fraction(0, 0.99, 0.5) == 1.0
+    assert top_k_fraction(10, 0.99, 0.5) == pytest.approx(0.99**10, rel=1e-12)
+    assert top_k_fraction(1000, 0.99, 0.5) == 0.5  # the floor
+    out = torch.tensor([[0.3], [-1.0], [2.0], [0.1], [5.0]])
+    # ceil(0.5 * 5) = 3 largest, whatever the order; never fewer than one
+    assert sorted(top_k_outputs(out, 0.5).tolist()) == pytest.approx([0.3, 2.0, 5.0])
+    assert top_k_outputs(out, 1e-6).tolist() == pytest.approx([5.0])
+    assert top_k_outputs(out.squeeze(1), 1.0).shape == (5,)
+    with pytest.raises(ValueError, match="one output per sample"):
+        top_k_outputs(torch.zeros(4, 2), 0.5)
+
+
+def test_top_k_generator_loss_uses_the_fakes_d_rates_most_real(tmp_path):
+    module, datamodule = build(["model=gan", *RING, "model.top_k.enabled=true", "model.top_k.every=10",
+                                "model.top_k.decay=0.5", "model.top_k.min_fraction=0.25"], tmp_path)
+    batch = first_batch(datamodule)  # 16 points
+    module.counters["step"] = 10  # one decay period done: half the batch is kept
+    torch.manual_seed(5)
+    _, logs = module.generator_loss(batch)
+    torch.manual_seed(5)
+    g, d = module.nets["generator"], module.nets["discriminator"]
+    with torch.no_grad():
+        d_fake = d(g(torch.randn(len(batch), module.latent_dim))).double().flatten()
+    best = d_fake.sort(descending=True).values[:8]
+    # the non-saturating G loss, softplus(-D(G(z))), averaged over the 8 best-rated fakes only
+    assert float(logs["g_loss"].detach()) == pytest.approx(float(torch.nn.functional.softplus(-best).mean()), rel=1e-5)
+    assert float(logs["top_k"]) == 0.5
+    module.counters["step"] = 1000  # long past the floor
+    _, logs = module.generator_loss(batch)
+    assert float(logs["top_k"]) == 0.25
+
+
+def test_top_k_trains_logs_and_is_off_by_default(tmp_path):
+    metrics = train(["model=lsgan", *RING, "model.top_k.enabled=true", "model.top_k.every=1", "trainer.max_steps=3"],
+                    tmp_path / "on")
+    assert metrics["top_k"] == pytest.approx(0.99**2)  # the share at the last step (step 2)
+    assert "top_k" not in train(["model=lsgan", *RING, "trainer.max_steps=1"], tmp_path / "off")
+
+
+def test_top_k_settings_are_checked():
+    from gan_lab.families.adversarial import parse_top_k
+
+    assert parse_top_k(None) is None and parse_top_k({"enabled": False, "decay": 0.9}) is None
+    assert parse_top_k(True) == {"decay": 0.99, "min_fraction": 0.5, "every": None}
+    with pytest.raises(UserError, match="unknown setting model.top_k.floor"):
+        parse_top_k({"enabled": True, "floor": 0.5})
+    with pytest.raises(UserError, match="decay must be in"):
+        parse_top_k({"decay": 1.5})
+    with pytest.raises(UserError, match="min_fraction must be in"):
+        parse_top_k({"min_fraction": 2})

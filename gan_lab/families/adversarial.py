@@ -20,6 +20,7 @@ Subclasses (conditional models) override the small hooks :meth:`build_networks`,
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -33,6 +34,7 @@ from gan_lab.engine import EMASpec, LabModule, OptimGroup, RunOptions, Update
 from gan_lab.errors import UserError
 from gan_lab.families.tricks import Tricks, capture_output
 from gan_lab.losses import get_loss, get_penalty
+from gan_lab.losses.adversarial import top_k_fraction, top_k_outputs
 from gan_lab.losses.conditional import check_truncation, truncated_normal
 from gan_lab.networks import select_arch
 
@@ -47,6 +49,37 @@ def build_pair(net: dict, info: DataInfo, latent_dim: int, **kwargs) -> tuple[to
     net.pop("d_norm", None)  # shared default, already interpolated into each architecture
     builders = {k: v for k, v in net.items() if callable(v)}
     return builders[select_arch(arch, info, builders)](info, latent_dim, **kwargs)
+
+
+TOP_K_DEFAULTS = {"decay": 0.99, "min_fraction": 0.5, "every": None}
+
+
+def parse_top_k(value: Any) -> dict | None:
+    """``model.top_k``: null/false off; true the paper's schedule; a mapping with ``enabled`` and
+    the settings of :data:`TOP_K_DEFAULTS` (unknown keys are a one-line error)."""
+    if value is None or value is False:
+        return None
+    if value is True:
+        value = {}
+    settings = dict(checks.mapping(value, "model.top_k"))
+    enabled = settings.pop("enabled", True)
+    if not isinstance(enabled, bool):
+        raise UserError(f"model.top_k.enabled must be true or false, got {enabled!r}")
+    unknown = sorted(set(settings) - set(TOP_K_DEFAULTS))
+    if unknown:
+        raise UserError(f"unknown setting model.top_k.{unknown[0]}; it takes: enabled, {', '.join(TOP_K_DEFAULTS)}")
+    if not enabled:
+        return None
+    s = {**TOP_K_DEFAULTS, **settings}
+    s["decay"] = checks.number(s["decay"], "model.top_k.decay", positive=True)
+    if s["decay"] > 1:
+        raise UserError(f"model.top_k.decay must be in (0, 1], got {s['decay']}")
+    s["min_fraction"] = checks.number(s["min_fraction"], "model.top_k.min_fraction", positive=True)
+    if s["min_fraction"] > 1:
+        raise UserError(f"model.top_k.min_fraction must be in (0, 1], got {s['min_fraction']}")
+    if s["every"] is not None:
+        s["every"] = checks.number(s["every"], "model.top_k.every", positive=True)
+    return s
 
 
 class AdversarialGAN(LabModule):
@@ -80,6 +113,7 @@ class AdversarialGAN(LabModule):
         pack: int = 1,
         sample_mode: str = "eval",
         tricks: dict | None = None,
+        top_k: dict | None = None,
     ):
         super().__init__(name, data_info, run)
         self.loss = get_loss(loss)
@@ -95,6 +129,11 @@ class AdversarialGAN(LabModule):
         self.penalty_kwargs = penalty
         self.sample_mode = checks.choice(sample_mode, "model.sample_mode", ("eval", "train"))
         self.tricks = Tricks(checks.mapping(tricks, "model.tricks"), name)
+        self.top_k = parse_top_k(top_k)
+        if self.top_k and self.tricks.feature_matching is not None and not self.tricks.feature_matching["adversarial_weight"]:
+            raise UserError("model.top_k selects fakes for the adversarial G loss, which feature matching with "
+                            "adversarial_weight 0 does not use; set model.tricks.feature_matching.adversarial_weight "
+                            "or leave model.top_k off")
         self.tricks.check_applies(self.loss.name, self.penalty_fn and self.penalty_name, self.refused_tricks())
         self.check_metrics()
         generator, discriminator = self.build_networks(net)
@@ -227,14 +266,34 @@ class AdversarialGAN(LabModule):
             logs = {"feature_matching": fm.detach()}
             loss = fm
             if weight:
-                adv = self.loss.g_loss(self._real_for_g(real, y_real), d_fake)
+                adv = self.loss.g_loss(self._real_for_g(real, y_real), self.select_top_k(d_fake, logs))
                 logs["g_adv"] = adv.detach()
                 loss = loss + weight * adv
             logs["g_loss"] = loss
             return self.with_history("generator", loss, logs), logs
-        loss = self.loss.g_loss(self._real_for_g(real, y_real), d_fake)
-        logs = {"g_loss": loss}
+        logs = {}
+        loss = self.loss.g_loss(self._real_for_g(real, y_real), self.select_top_k(d_fake, logs))
+        logs["g_loss"] = loss
         return self.with_history("generator", loss, logs), logs
+
+    def select_top_k(self, d_fake: Tensor, logs: dict) -> Tensor:
+        """D's outputs on the fakes that enter G's adversarial loss: all of them, or with
+        ``model.top_k`` the share the schedule keeps at this step (logged as ``top_k``)."""
+        if not self.top_k:
+            return d_fake
+        fraction = top_k_fraction(self.step / self.top_k_period(), self.top_k["decay"], self.top_k["min_fraction"])
+        logs["top_k"] = torch.tensor(fraction)
+        return top_k_outputs(d_fake, fraction)
+
+    def top_k_period(self) -> float:
+        """G steps per decay of the top-k share: ``model.top_k.every``, or one pass over the
+        training data (the paper decays once per epoch)."""
+        if self.top_k["every"]:
+            return float(self.top_k["every"])
+        batches = self.trainer.num_training_batches if self._trainer is not None else float("inf")
+        if not math.isfinite(batches):
+            raise UserError("model.top_k.every=null needs an epoch length; give model.top_k.every=<G steps>")
+        return max(batches / self.n_critic, 1.0)
 
     def _real_for_g(self, real: Tensor, y_real: Tensor | None) -> Tensor | None:
         """D's output on the real batch where the G loss compares against it (relativistic losses)."""

@@ -100,6 +100,8 @@ class ConditionalGAN(AdversarialGAN):
     ):
         if "pack" in adversarial:
             raise UserError(f"model={name}: PacGAN packing (model.pack) applies to unconditional models only")
+        if adversarial.get("top_k"):
+            raise UserError(f"model={name}: top-k training (model.top_k) applies to unconditional models only")
         # read by the hooks AdversarialGAN.__init__ calls (build_networks, check_metrics, ...)
         self.conditioning = checks.choice(conditioning, "model.conditioning", CONDITIONINGS)
         self.num_classes = int(data_info.num_classes)

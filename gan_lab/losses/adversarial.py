@@ -7,6 +7,7 @@ losses (which compare fake against real) fit the same signature; the others igno
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -132,3 +133,25 @@ def get_loss(name: str) -> AdversarialLoss:
         return LOSSES[name]
     except KeyError:
         raise UserError(f"unknown loss '{name}'; choose one of: {', '.join(LOSSES)}") from None
+
+
+# Top-k training (Sinha et al. 2020, "Top-k Training of GANs: Improving GAN Performance by
+# Throwing Away Bad Samples"): the generator's loss is taken over only the k fakes the
+# discriminator rates most real. The gradients of the worst-rated fakes point towards the nearest
+# mode rather than along the data, so dropping them sharpens samples; k shrinks as training goes on.
+
+
+def top_k_fraction(t: float, decay: float, min_fraction: float) -> float:
+    """The share of the fake batch kept after ``t`` decay periods: ``max(decay^t, min_fraction)``
+    (the paper: decay 0.99 per epoch, floor 0.5 or 0.75)."""
+    return max(decay ** t, min_fraction)
+
+
+def top_k_outputs(fake: Tensor, fraction: float) -> Tensor:
+    """The ``ceil(fraction * n)`` largest of D's outputs ``fake`` (shape ``(n,)`` or ``(n, 1)``:
+    higher = rated more real for every loss here), at least one."""
+    flat = fake.reshape(fake.shape[0], -1)
+    if flat.shape[1] != 1:
+        raise ValueError(f"top-k needs one output per sample, got shape {tuple(fake.shape)}")
+    k = max(1, math.ceil(fraction * flat.shape[0] - 1e-9))
+    return flat[:, 0].topk(k).values

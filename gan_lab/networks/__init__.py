@@ -36,16 +36,19 @@ def _check_image(arch: str, info, sizes: tuple[int, ...]) -> tuple[int, int]:
 
 
 def mlp_pair(info, latent_dim: int, *, width: int = 256, g_depth: int = 3, d_depth: int = 3,
-             g_batch_norm: bool = True, d_norm: str = "batch", pack: int = 1,
+             g_batch_norm: bool = True, d_norm: str = "batch", d_gain: float = 1.0, pack: int = 1,
              num_classes: int = 0) -> tuple[nn.Module, nn.Module]:
     """Fully connected G and D for points or flattened images. ``pack`` > 1 builds a PacGAN
-    discriminator that sees ``pack`` samples concatenated; ``num_classes`` > 0 a projection head."""
+    discriminator that sees ``pack`` samples concatenated; ``num_classes`` > 0 a projection head;
+    ``d_gain`` multiplies D's output (with spectral norm: D's largest possible slope)."""
     if info.modality == "tokens":
         raise UserError(f"model.net.arch=mlp cannot take token data ({info.name}); use a text model")
     shape = tuple(info.shape)
     packed = (shape[0] * pack, *shape[1:])
     g = MLPGenerator(latent_dim, shape, width, g_depth, g_batch_norm, tanh=info.modality == "image")
-    d = MLPDiscriminator(packed, width, d_depth, d_norm, num_classes)
+    if not d_gain > 0:
+        raise UserError(f"model.net.mlp.d_gain must be positive, not {d_gain}")
+    d = MLPDiscriminator(packed, width, d_depth, d_norm, num_classes, gain=d_gain)
     return g, d
 
 

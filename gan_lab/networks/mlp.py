@@ -46,7 +46,11 @@ class MLPGenerator(nn.Module):
 
 
 class MLPDiscriminator(nn.Module):
-    """Flattened input -> ``depth`` hidden LeakyReLU layers -> one logit per sample."""
+    """Flattened input -> ``depth`` hidden LeakyReLU layers -> one logit per sample, times ``gain``.
+
+    ``gain`` sets the steepest slope a spectrally normalised D can have (each layer is at most
+    1-Lipschitz, so the whole D is at most ``gain``-Lipschitz); it is 1 for every other norm.
+    """
 
     def __init__(
         self,
@@ -55,9 +59,11 @@ class MLPDiscriminator(nn.Module):
         depth: int = 3,
         norm: str = "none",
         num_classes: int = 0,
+        gain: float = 1.0,
     ):
         super().__init__()
         check_norm(norm)
+        self.gain = float(gain)
         layers: list[nn.Module] = [nn.Flatten()]
         fan_in = math.prod(in_shape)
         for i in range(depth):
@@ -70,4 +76,5 @@ class MLPDiscriminator(nn.Module):
         self.head = ProjectionHead(fan_in, num_classes, norm)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        return self.head(self.features(x), y)
+        out = self.head(self.features(x), y)
+        return out if self.gain == 1.0 else out * self.gain
