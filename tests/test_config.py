@@ -101,11 +101,16 @@ def test_per_variant_2d_settings():
     # the WGAN-GP paper's toy critic: weak penalty, no normalisation; SNGAN's n_dis 5
     gp = compose_config(["model=wgan_gp", "data=ring8"])
     assert gp.model.penalty.weight == 0.1 and gp.model.net.d_norm == "none" and gp.model.n_critic == 5
-    assert list(gp.model.d_optimizer.betas) == [0.5, 0.9] and gp.trainer.max_steps == 1000
+    assert list(gp.model.d_optimizer.betas) == [0.5, 0.9] and gp.trainer.max_steps == 2500
     assert compose_config(["model=wgan_gp", "data=mnist_5k"]).model.penalty.weight == 10
+    # SNGAN's n_dis 5 with D's slope allowed up to 30 (spectral norm alone caps it at 1)
     sn = compose_config(["model=sngan", "data=grid25"])
-    assert sn.model.n_critic == 5 and sn.trainer.max_steps == 1000
-    assert compose_config(["model=gan", "data=ring8"]).trainer.max_steps == 2000
+    assert sn.model.n_critic == 5 and sn.trainer.max_steps == 3000 and sn.model.net.mlp.d_gain == 30
+    assert compose_config(["model=sngan", "data=mnist_5k"]).model.net.mlp.d_gain == 1.0
+    assert compose_config(["model=wgan", "data=grid25"]).trainer.max_steps == 5000
+    # one D update per G step: 12,000 G steps
+    assert compose_config(["model=gan", "data=ring8"]).trainer.max_steps == 12000
+    assert compose_config(["model=gan", "data=mnist_5k"]).trainer.max_steps == 2000
 
 
 @pytest.mark.parametrize("model", ["gan", "wgan_gp", "sngan"])
