@@ -25,6 +25,13 @@ every variant with the same number of seeds.
 Every finished run is appended to ``results/mode_collapse_runs.jsonl`` and skipped when the
 same run is asked for again; each call ends by rewriting ``results/mode_collapse.json`` and
 ``results/mode_collapse.md`` from all recorded runs.
+
+``explore=<name>`` instead records each run under that name in
+``results/mode_collapse_explore.jsonl`` (settings being tried, e.g. the exploration rows README
+quotes; never part of the tables), one line per run with its overrides and the load average:
+
+    .venv/bin/python benchmarks/mode_collapse.py explore=sn-g30 variants=sngan data=ring8 seeds=1 \
+        model.net.mlp.d_gain=30
 """
 
 from __future__ import annotations
@@ -43,6 +50,7 @@ from common import (  # noqa: E402
 
 VARIANTS = ["gan", "dcgan", "lsgan", "wgan", "wgan_gp", "wgan_div", "wgan_lp", "ragan", "sngan"]
 RUNS = os.path.join(RESULTS, "mode_collapse_runs.jsonl")
+EXPLORE = os.path.join(RESULTS, "mode_collapse_explore.jsonl")
 
 # Lin, Khetan, Fanti, Oh, "PacGAN: the power of two samples in generative adversarial networks"
 # (NeurIPS 2018), Table 1: mean over 10 trials, 2500 samples, their own architecture and budget.
@@ -149,7 +157,7 @@ def main(argv: list[str]) -> None:
         return
     args, extra = parse_args(argv, {"variants": ",".join(VARIANTS), "data": "ring8,grid25", "seeds": "10",
                                     "first_seed": "0", "steps": "0", "batches": "0", "samples": "2500", "threads": "1",
-                                    "tag": "default"})
+                                    "tag": "default", "explore": ""})
     pin_threads(int(args["threads"]))
     quiet_lightning()
     variants = args["variants"].split(",")
@@ -159,6 +167,16 @@ def main(argv: list[str]) -> None:
     seeds = range(int(args["first_seed"]), int(args["first_seed"]) + int(args["seeds"]))
     done = {key_of(r) for r in read_jsonl(RUNS)}
     info = machine()
+    if args["explore"]:
+        for seed in seeds:
+            for data in datasets:
+                for model in variants:
+                    rec = {"name": args["explore"], "model": model, "data": data, "ovs": extra, "seed": seed,
+                           **run_one(model, data, seed, steps, batches, samples, extra),
+                           "load": os.getloadavg()[0]}
+                    append_jsonl(EXPLORE, rec)
+                    print(rec, flush=True)
+        return
     for seed in seeds:
         for data in datasets:
             for model in variants:
