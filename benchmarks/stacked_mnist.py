@@ -127,8 +127,8 @@ def report() -> None:
              "(single channel); the three digits give one of 1000 modes. Modes captured = modes with "
              "at least one sample; KL in nats. Mean ± s.e. over the listed seeds (a bare value: one seed). "
              "300 G steps is a smoke-scale budget (the protocol working, not converged models); 5,000 G "
-             "steps (batch 64: 320,000 images, 6.4 passes over the 50,000 stacked images) and 10,000 G steps "
-             "(12.8 passes) are the longer budgets run on this CPU. Overrides name every setting that differs "
+             "steps (batch 64: 320,000 images, 6.4 passes over the 50,000 stacked images), 10,000 G steps "
+             "(12.8 passes) and 15,000 G steps (19.2 passes) are the longer budgets run on this CPU. Overrides name every setting that differs "
              "from the model's defaults of today (the 5,000-step sngan row ran before its extra layers became "
              "the default, hence its override). The real-data row uses the classifier of the latest run: it "
              "was retrained when its cache was lost (real-data KL 0.049 both times).", "",
