@@ -209,6 +209,16 @@ def test_top_k_trains_logs_and_is_off_by_default(tmp_path):
     assert "top_k" not in train(["model=lsgan", *RING, "trainer.max_steps=1"], tmp_path / "off")
 
 
+def test_conditional_models_refuse_top_k_only_when_it_is_on():
+    from gan_lab.data import DataInfo
+    from gan_lab.families.conditional import ConditionalGAN
+
+    info = DataInfo("ring8", "points", (2,), num_classes=8)
+    with pytest.raises(UserError, match="model=cgan: top-k training"):
+        ConditionalGAN("cgan", info, top_k={"enabled": True})
+    ConditionalGAN("cgan", info, top_k={"enabled": False, "decay": 0.9})  # off: builds
+
+
 def test_top_k_settings_are_checked():
     from gan_lab.families.adversarial import parse_top_k
 

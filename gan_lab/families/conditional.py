@@ -43,7 +43,7 @@ from gan_lab.data.info import DataInfo
 from gan_lab.data.labels import cycle_labels, parse_labels
 from gan_lab.engine import RunOptions
 from gan_lab.errors import UserError
-from gan_lab.families.adversarial import AdversarialGAN
+from gan_lab.families.adversarial import AdversarialGAN, parse_top_k
 from gan_lab.losses.conditional import (
     acgan_d_loss,
     orthogonal_regularization,
@@ -100,7 +100,7 @@ class ConditionalGAN(AdversarialGAN):
     ):
         if "pack" in adversarial:
             raise UserError(f"model={name}: PacGAN packing (model.pack) applies to unconditional models only")
-        if adversarial.get("top_k"):
+        if parse_top_k(adversarial.get("top_k")):  # a disabled top_k mapping is no request
             raise UserError(f"model={name}: top-k training (model.top_k) applies to unconditional models only")
         # read by the hooks AdversarialGAN.__init__ calls (build_networks, check_metrics, ...)
         self.conditioning = checks.choice(conditioning, "model.conditioning", CONDITIONINGS)

@@ -48,8 +48,8 @@ class MLPGenerator(nn.Module):
 class MLPDiscriminator(nn.Module):
     """Flattened input -> ``depth`` hidden LeakyReLU layers -> one logit per sample, times ``gain``.
 
-    ``gain`` sets the steepest slope a spectrally normalised D can have (each layer is at most
-    1-Lipschitz, so the whole D is at most ``gain``-Lipschitz); it is 1 for every other norm.
+    ``gain`` (default 1) sets the steepest slope a spectrally normalised D can have (each layer
+    is at most 1-Lipschitz, so the whole D is at most ``gain``-Lipschitz).
     """
 
     def __init__(
