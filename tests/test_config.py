@@ -80,10 +80,14 @@ VARIANTS_2D = ["gan", "dcgan", "lsgan", "wgan", "wgan_gp", "wgan_div", "wgan_lp"
 @pytest.mark.parametrize("model", VARIANTS_2D)
 def test_2d_data_gives_every_variant_its_2d_recipe(model, data):
     # model=<m> data=ring8|grid25 with no other override starts from the 2-D recipe
-    # (conf/data_model/): 2-D latent, no BN in the MLP G, a decaying lr, an EMA G, batch 100
+    # (conf/data_model/): 2-D latent, an MLP G without BN (5 layers for most), a decaying lr,
+    # an EMA G, batch 100
     cfg = compose_config([f"model={model}", f"data={data}"])
     images = compose_config([f"model={model}", "data=mnist_5k"])
     assert cfg.model.latent_dim == 2 and cfg.model.net.mlp.g_batch_norm is False
+    # G: 5 layers, but 3 (the image default) for the variants with the sigmoid loss
+    assert cfg.model.net.mlp.g_depth == (3 if model in ("gan", "dcgan", "ragan") else 5)
+    assert images.model.net.mlp.g_depth == 3
     assert cfg.model.lr_schedule == "linear" and cfg.model.ema.decay == 0.999
     assert cfg.data.batch_size == 100
     # the variant stays the variant: its loss, its critic normalisation, penalty kind, clipping
@@ -116,8 +120,9 @@ def test_per_variant_2d_settings():
 @pytest.mark.parametrize("model", ["gan", "wgan_gp", "sngan"])
 def test_command_line_wins_over_the_2d_recipe(model):
     cfg = compose_config([f"model={model}", "data=ring8", "model.latent_dim=100", "data.batch_size=256",
-                          "model.lr_schedule=constant"])
+                          "model.lr_schedule=constant", "model.net.mlp.g_depth=3"])
     assert cfg.model.latent_dim == 100 and cfg.data.batch_size == 256 and cfg.model.lr_schedule == "constant"
+    assert cfg.model.net.mlp.g_depth == 3
     # ~data_model drops the recipe: the variant's plain defaults, as on image data
     plain = compose_config([f"model={model}", "data=ring8", "~data_model"])
     assert plain.model == compose_config([f"model={model}", "data=mnist_5k"]).model
