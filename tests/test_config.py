@@ -115,6 +115,11 @@ def test_per_variant_2d_settings():
     # one D update per G step: 12,000 G steps
     assert compose_config(["model=gan", "data=ring8"]).trainer.max_steps == 12000
     assert compose_config(["model=gan", "data=mnist_5k"]).trainer.max_steps == 2000
+    # grid25-only settings (conf/data_model/mixture2d_grid25/): lsgan trains longer on the grid
+    assert compose_config(["model=lsgan", "data=grid25"]).trainer.max_steps == 14000
+    assert compose_config(["model=lsgan", "data=ring8"]).trainer.max_steps == 12000
+    assert compose_config(["model=gan", "data=grid25"]).trainer.max_steps == 12000
+    assert compose_config(["model=lsgan", "data=grid25", "trainer.max_steps=500"]).trainer.max_steps == 500
 
 
 @pytest.mark.parametrize("model", ["gan", "wgan_gp", "sngan"])
