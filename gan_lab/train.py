@@ -243,13 +243,35 @@ def run(cfg: DictConfig) -> dict:
     return dict(module.last_metrics)
 
 
+_RAN_DISTRIBUTED = False  # this process took part in a process group (see exit_after_distributed_run)
+
+
 def close_process_group() -> None:
-    """Destroy the DDP process group (gloo/NCCL) before the interpreter exits. Left to the
-    interpreter's teardown, gloo's worker threads can be destroyed while still joinable, and the
-    process then aborts ("terminate called without an active exception") after a run that
-    finished and saved everything, turning a good run into a failed exit status."""
+    """Destroy the DDP process group (gloo/NCCL) while the interpreter is fully alive."""
+    global _RAN_DISTRIBUTED
     if torch.distributed.is_available() and torch.distributed.is_initialized():
+        _RAN_DISTRIBUTED = True
         torch.distributed.destroy_process_group()
+
+
+def exit_after_distributed_run(code: int) -> None:
+    """End a process that took part in data-parallel training without the interpreter's teardown.
+
+    Destroying the process group is not enough: the DDP wrappers (and their reducers) still hold
+    the C++ process group, and a gloo worker thread that releases the last tensor of a finished
+    collective needs the GIL. If that happens while the interpreter is finalizing, the thread is
+    ended inside a noexcept frame and the process aborts ("terminate called without an active
+    exception", exit status 134; on a child rank Lightning's observer then kills rank 0 too),
+    after a run that finished and saved everything. It happened under load in CI on the glo DDP
+    test twice, once after the process group was already destroyed. Everything the run wrote is
+    closed by then (checkpoints are renamed into place, Lightning finalized the loggers, W&B is
+    finished), so flush the log handlers and streams and leave with the run's status."""
+    import logging
+
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def end_message(cfg: DictConfig, module, run_dir: str) -> str:
@@ -420,7 +442,16 @@ def prepare_argv(argv: list[str]) -> list[str]:
 
 def main() -> None:
     sys.argv = [sys.argv[0], *prepare_argv(sys.argv[1:])]
-    hydra_main()
+    try:
+        hydra_main()
+    except SystemExit as stop:  # Hydra's exit after an error, or fail(): the status it carries
+        if not _RAN_DISTRIBUTED:
+            raise
+        if stop.code is not None and not isinstance(stop.code, int):
+            print(stop.code, file=sys.stderr)
+        exit_after_distributed_run(stop.code if isinstance(stop.code, int) else int(stop.code is not None))
+    if _RAN_DISTRIBUTED:
+        exit_after_distributed_run(0)
 
 
 if __name__ == "__main__":

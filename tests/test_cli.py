@@ -195,6 +195,42 @@ def test_ddp_on_cpu_keeps_ranks_identical(tmp_path):
     assert ckpt["gan_lab"]["counters"]["step"] == 6 and ckpt["gan_lab"]["counters"]["d"] == 30
 
 
+@pytest.mark.parametrize("raised, status", [(None, 0), (SystemExit(3), 3), (SystemExit(None), 0),
+                                           (SystemExit("bad"), 1)])
+def test_a_process_of_a_ddp_run_leaves_with_the_runs_status(raised, status, monkeypatch):
+    # after a DDP run the process skips the interpreter's teardown (gloo threads could abort it):
+    # a finished run still exits 0 and a failed one keeps the status the lab gave it
+    from gan_lab import train as train_mod
+
+    def fake_hydra_main():
+        if raised is not None:
+            raise raised
+
+    class Left(Exception):  # os._exit never returns
+        pass
+
+    exits = []
+
+    def fake_exit(code):
+        exits.append(code)
+        raise Left
+
+    monkeypatch.setattr(train_mod, "hydra_main", fake_hydra_main)
+    monkeypatch.setattr(train_mod, "_RAN_DISTRIBUTED", True)
+    monkeypatch.setattr(train_mod, "exit_after_distributed_run", fake_exit)
+    monkeypatch.setattr(train_mod.sys, "argv", ["gan_lab"])
+    with pytest.raises(Left):
+        train_mod.main()
+    assert exits == [status]
+    monkeypatch.setattr(train_mod, "_RAN_DISTRIBUTED", False)  # a run without DDP exits as Python does
+    if raised is None:
+        train_mod.main()
+    else:
+        with pytest.raises(SystemExit):
+            train_mod.main()
+    assert len(exits) == 1
+
+
 def test_ddp_ranks_draw_their_own_noise_and_resume_exactly(tmp_path):
     # ring8's 2-D setting decays the lr linearly: the horizon is fixed at the final length
     ckpt = assert_ddp_continued_run_equals_longer_run(["model=wgan_gp", "data=ring8", "model.lr_schedule_steps=4"],

@@ -458,7 +458,11 @@ class LabModule(L.LightningModule):
         import json
 
         flat = torch.cat([p.detach().flatten() for p in self.parameters()])
-        gathered = self.all_gather(flat)
+        # the plain collective: Lightning's all_gather goes through the autograd-aware one
+        # (deprecated in torch, with a warning on every rank), and no gradient is wanted here
+        gathered = [torch.empty_like(flat) for _ in range(self.trainer.world_size)]
+        torch.distributed.all_gather(gathered, flat)
+        gathered = torch.stack(gathered)
         diff = float((gathered - gathered[0]).abs().max())
         if self.trainer.is_global_zero:
             path = f"{self.trainer.default_root_dir}/ddp_sync.json"
