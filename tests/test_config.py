@@ -102,14 +102,20 @@ def test_2d_data_gives_every_variant_its_2d_recipe(model, data):
 
 
 def test_per_variant_2d_settings():
-    # the WGAN-GP paper's toy critic: weak penalty, no normalisation; SNGAN's n_dis 5
+    # the WGAN-GP paper's toy critic: weak penalty, no normalisation; 3 critic updates per G step
     gp = compose_config(["model=wgan_gp", "data=ring8"])
-    assert gp.model.penalty.weight == 0.1 and gp.model.net.d_norm == "none" and gp.model.n_critic == 5
-    assert list(gp.model.d_optimizer.betas) == [0.5, 0.9] and gp.trainer.max_steps == 2500
-    assert compose_config(["model=wgan_gp", "data=mnist_5k"]).model.penalty.weight == 10
-    # SNGAN's n_dis 5 with D's slope allowed up to 30 (spectral norm alone caps it at 1)
+    assert gp.model.penalty.weight == 0.1 and gp.model.net.d_norm == "none" and gp.model.n_critic == 3
+    assert list(gp.model.d_optimizer.betas) == [0.5, 0.9] and gp.trainer.max_steps == 5000
+    images = compose_config(["model=wgan_gp", "data=mnist_5k"]).model
+    assert images.penalty.weight == 10 and images.n_critic == 5
+    lp = compose_config(["model=wgan_lp", "data=grid25"])
+    assert lp.model.n_critic == 3 and lp.model.net.d_norm == "none" and lp.trainer.max_steps == 5000
+    div = compose_config(["model=wgan_div", "data=ring8"]).model
+    assert div.n_critic == 3 and div.net.d_norm == "none" and list(div.g_optimizer.betas) == [0.5, 0.9]
+    assert compose_config(["model=wgan_div", "data=mnist_5k"]).model.net.d_norm == "layer"
+    # 3 critic updates per G step with D's slope allowed up to 30 (spectral norm alone caps it at 1)
     sn = compose_config(["model=sngan", "data=grid25"])
-    assert sn.model.n_critic == 5 and sn.trainer.max_steps == 3000 and sn.model.net.mlp.d_gain == 30
+    assert sn.model.n_critic == 3 and sn.trainer.max_steps == 5000 and sn.model.net.mlp.d_gain == 30
     assert compose_config(["model=sngan", "data=mnist_5k"]).model.net.mlp.d_gain == 1.0
     assert compose_config(["model=wgan", "data=grid25"]).trainer.max_steps == 5000
     # one D update per G step: 12,000 G steps
