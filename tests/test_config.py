@@ -128,6 +128,18 @@ def test_per_variant_2d_settings():
     assert compose_config(["model=lsgan", "data=grid25", "trainer.max_steps=500"]).trainer.max_steps == 500
 
 
+def test_default_run_learning_rates_stay_with_mnist_5k():
+    # conf/data_model/mnist_5k/sngan.yaml: 8x the model's rates, for the default run only
+    default = compose_config([]).model
+    assert default.name == "sngan" and default.g_optimizer.lr == 1.6e-3 and default.d_optimizer.lr == 3.2e-3
+    assert list(default.d_optimizer.betas) == [0.0, 0.9]
+    for other in (["data=stacked_mnist_5k"], ["data=mnist"], ["~data_model"]):
+        cfg = compose_config(other).model
+        assert cfg.g_optimizer.lr == 2.0e-4 and cfg.d_optimizer.lr == 4.0e-4, other
+    assert compose_config(["model=dcgan"]).model.g_optimizer.lr == 2.0e-4
+    assert compose_config(["model.d_optimizer.lr=1e-4"]).model.d_optimizer.lr == 1e-4
+
+
 @pytest.mark.parametrize("model", ["gan", "wgan_gp", "sngan"])
 def test_command_line_wins_over_the_2d_recipe(model):
     cfg = compose_config([f"model={model}", "data=ring8", "model.latent_dim=100", "data.batch_size=256",
@@ -136,14 +148,16 @@ def test_command_line_wins_over_the_2d_recipe(model):
     assert cfg.model.net.mlp.g_depth == 3
     # ~data_model drops the recipe: the variant's plain defaults, as on image data
     plain = compose_config([f"model={model}", "data=ring8", "~data_model"])
-    assert plain.model == compose_config([f"model={model}", "data=mnist_5k"]).model
+    assert plain.model == compose_config([f"model={model}", "data=mnist_5k", "~data_model"]).model
 
 
 @pytest.mark.parametrize("model", VARIANTS_2D + ["aae", "glo", "cgan"])
 def test_the_2d_recipe_leaves_image_data_and_other_families_alone(model):
-    images = compose_config([f"model={model}", "data=mnist_5k"])
+    images = compose_config([f"model={model}", "data=mnist_5k", "~data_model"])
     # model settings do not depend on the data except through conf/data_model/
     assert images.model == compose_config([f"model={model}", "data=mnist_5k", "data=ring8", "~data_model"]).model
+    if model != "sngan":  # the default run's model has settings of its own on mnist_5k
+        assert compose_config([f"model={model}", "data=mnist_5k"]).model == images.model
     if model in ("aae", "glo", "cgan"):  # no 2-D recipe for other families: their defaults on ring8 too
         assert compose_config([f"model={model}", "data=ring8"]).model == images.model
     if model == "gan":
