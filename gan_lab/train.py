@@ -258,8 +258,8 @@ def exit_after_distributed_run(code: int) -> None:
     """End a process that took part in data-parallel training without the interpreter's teardown.
 
     A finished DDP run aborted at exit twice in CI under load, on the glo DDP test ("terminate
-    called without an active exception"), once after the process group had been destroyed; 24
-    runs of the same command here, at load 3, all exited cleanly, so the cause is inferred, not
+    called without an active exception"), once after the process group had been destroyed; 26
+    runs of the same command here (14 of them at load 3) all exited cleanly, so the cause is inferred, not
     seen: the DDP wrappers (and their reducers) still hold the C++ process group after
     ``destroy_process_group``, and a C++ thread that needs the GIL while the interpreter is
     finalizing is ended inside a noexcept frame, which aborts the process (on a child rank,
