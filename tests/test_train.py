@@ -70,6 +70,34 @@ def test_ema_generator_tracks_generator(tmp_path):
     assert max(diffs) < 0.1  # ... but follows it
 
 
+def test_ema_rampup_none_uses_the_decay_from_the_first_step(tmp_path):
+    """model.ema.rampup=none: after one step EMA = decay * G_0 + (1 - decay) * G_1 exactly (the
+    default TF ramp-up would weigh G_0 by (1 + 1) / (10 + 1) instead); a bad value is refused."""
+    from gan_lab.app import instantiate
+    from gan_lab.checkpoint import build_module
+    from gan_lab.errors import UserError
+    from helpers import compose_config, tiny_for
+
+    overrides = ["model=sngan", "data=ring8", "model.ema.decay=0.75", "+model.ema.rampup=none"]
+    cfg = compose_config(tiny_for(overrides) + overrides, tmp_path / "init")
+    torch.manual_seed(cfg.seed)  # the init a training run with this seed builds
+    g0 = {k: v.clone() for k, v in build_module(cfg, instantiate(cfg.data, "data", _convert_="all").info)
+          .nets["generator"].state_dict().items()}
+    train([*overrides, "trainer.max_steps=1"], tmp_path / "run")
+    sd = load_ckpt(tmp_path / "run")["state_dict"]
+    checked = 0
+    for k, v in g0.items():
+        if v.dtype.is_floating_point and "running" not in k:
+            g1, ema = sd[f"nets.generator.{k}"], sd[f"ema.generator.{k}"]
+            if not torch.equal(g1, v):
+                torch.testing.assert_close(ema, 0.75 * v + 0.25 * g1, rtol=0, atol=1e-6)
+                checked += 1
+    assert checked > 0
+    with pytest.raises(UserError, match="model.ema.rampup"):
+        build_module(compose_config(["model=sngan", "data=ring8", "+model.ema.rampup=linear"], tmp_path / "bad"),
+                     instantiate(cfg.data, "data", _convert_="all").info)
+
+
 def test_pack_builds_a_pacgan_discriminator(tmp_path):
     train(["model=gan", "data=ring8", "trainer.max_steps=2", "model.pack=4"], tmp_path)
     sd = load_ckpt(tmp_path)["state_dict"]

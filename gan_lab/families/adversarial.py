@@ -147,8 +147,10 @@ class AdversarialGAN(LabModule):
         ema = checks.mapping(ema, "model.ema")
         ema_specs = []
         if ema.get("decay"):
+            rampup = checks.choice(ema.get("rampup", "tf") or "none", "model.ema.rampup", ("tf", "none"))
             ema_specs.append(EMASpec("generator", checks.number(ema["decay"], "model.ema.decay", positive=True),
-                                     checks.integer(ema.get("start", 0), "model.ema.start", minimum=0)))
+                                     checks.integer(ema.get("start", 0), "model.ema.start", minimum=0),
+                                     rampup=None if rampup == "none" else rampup))
         self.declare(
             groups=[OptimGroup("g", ("generator",), g_opt), OptimGroup("d", ("discriminator",), d_opt)],
             updates=[
