@@ -85,8 +85,10 @@ def test_2d_data_gives_every_variant_its_2d_recipe(model, data):
     cfg = compose_config([f"model={model}", f"data={data}"])
     images = compose_config([f"model={model}", "data=mnist_5k"])
     assert cfg.model.latent_dim == 2 and cfg.model.net.mlp.g_batch_norm is False
-    # G: 5 layers, but 3 (the image default) for the variants with the sigmoid loss
-    assert cfg.model.net.mlp.g_depth == (3 if model in ("gan", "dcgan", "ragan") else 5)
+    # G: 5 layers, but 3 (the image default) for the variants with the sigmoid loss (gan on the
+    # grid has 5 with its R1 penalty: conf/data_model/mixture2d_grid25/gan.yaml)
+    gan_on_grid = (model, data) == ("gan", "grid25")
+    assert cfg.model.net.mlp.g_depth == (3 if model in ("gan", "dcgan", "ragan") and not gan_on_grid else 5)
     assert images.model.net.mlp.g_depth == 3
     assert cfg.model.lr_schedule == "linear" and cfg.model.ema.decay == 0.999
     assert cfg.data.batch_size == 100
@@ -94,7 +96,7 @@ def test_2d_data_gives_every_variant_its_2d_recipe(model, data):
     assert cfg.model.name == model and cfg.loss.name == images.loss.name
     if model == "sngan":
         assert cfg.model.net.d_norm == "spectral"
-    assert (cfg.model.penalty or {}).get("name") == (images.model.penalty or {}).get("name")
+    assert (cfg.model.penalty or {}).get("name") == ("r1" if gan_on_grid else (images.model.penalty or {}).get("name"))
     assert (cfg.model.clip_value is None) == (images.model.clip_value is None)
     assert cfg.model.g_optimizer.name == images.model.g_optimizer.name
     # experiment=mixture2d is an alias of the default now
@@ -124,7 +126,10 @@ def test_per_variant_2d_settings():
     # grid25-only settings (conf/data_model/mixture2d_grid25/): lsgan trains longer on the grid
     assert compose_config(["model=lsgan", "data=grid25"]).trainer.max_steps == 14000
     assert compose_config(["model=lsgan", "data=ring8"]).trainer.max_steps == 12000
-    assert compose_config(["model=gan", "data=grid25"]).trainer.max_steps == 12000
+    gan_grid = compose_config(["model=gan", "data=grid25"])
+    assert gan_grid.trainer.max_steps == 12000 and gan_grid.model.penalty.name == "r1"
+    assert gan_grid.model.penalty.weight == 1.0 and gan_grid.model.net.mlp.g_depth == 5
+    assert compose_config(["model=gan", "data=ring8"]).model.penalty is None
     assert compose_config(["model=lsgan", "data=grid25", "trainer.max_steps=500"]).trainer.max_steps == 500
 
 

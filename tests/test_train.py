@@ -45,6 +45,21 @@ def test_weight_clipping_keeps_critic_in_box(tmp_path):
     assert max(float(w.abs().max()) for w in d_weights) <= 0.005 + 1e-9
 
 
+def test_weight_clipping_can_leave_biases_free(tmp_path):
+    """model.clip_biases=false: every weight in [-c, c], biases (initialised up to 1/sqrt(2) in the
+    first layer) left where the optimizer puts them."""
+    train(["model=wgan", "data=ring8", "trainer.max_steps=2", "model.clip_value=0.005", "model.clip_biases=false"],
+          tmp_path)
+    sd = load_ckpt(tmp_path)["state_dict"]
+    d_params = {k: v for k, v in sd.items()
+                if k.startswith("nets.discriminator.") and "running_" not in k and v.dtype.is_floating_point}
+    weights = [v for k, v in d_params.items() if not k.endswith("bias")]
+    biases = [v for k, v in d_params.items() if k.endswith("bias")]
+    assert weights and biases
+    assert max(float(w.abs().max()) for w in weights) <= 0.005 + 1e-9
+    assert max(float(b.abs().max()) for b in biases) > 0.1
+
+
 def test_optimizer_switches_and_schedules(tmp_path):
     train(
         ["model=dcgan", "data=ring8", "trainer.max_steps=4", "model.g_optimizer.name=sgd",

@@ -108,6 +108,7 @@ class AdversarialGAN(LabModule):
         lr_warmup: int = 0,
         lr_schedule_steps: int | None = None,
         clip_value: float | None = None,
+        clip_biases: bool = True,
         penalty: dict | None = None,
         ema: dict | None = None,
         pack: int = 1,
@@ -122,6 +123,7 @@ class AdversarialGAN(LabModule):
         self.n_critic = checks.integer(n_critic, "model.n_critic", minimum=1)
         self.pack = checks.integer(pack, "model.pack", minimum=1)
         self.clip_value = checks.optional_number(clip_value, "model.clip_value", positive=True)
+        self.clip_biases = checks.boolean(clip_biases, "model.clip_biases")
         penalty = checks.mapping(penalty, "model.penalty")
         self.penalty_name = penalty.pop("name", None)
         self.penalty_fn = get_penalty(self.penalty_name)
@@ -340,10 +342,16 @@ class AdversarialGAN(LabModule):
         self.tricks.load_state_dict(state, self.device)
 
     def clip_weights(self) -> None:
-        """WGAN's weight clipping of the critic to [-c, c], after every critic update."""
+        """WGAN's weight clipping of the critic to [-c, c], after every critic update; with
+        ``clip_biases`` false the biases (of linear, convolution and normalisation layers) stay
+        free. Biases do not change a network's slope, so leaving them free keeps the Lipschitz
+        bound that clipping is for, while letting the critic's ReLU kinks sit anywhere: with both
+        clipped to [-c, c] a first-layer unit's kink line ``w.x + b = 0`` lies within about 1 of
+        the origin."""
         with torch.no_grad():
-            for p in self.discriminator.parameters():
-                p.clamp_(-self.clip_value, self.clip_value)
+            for name, p in self.discriminator.named_parameters():
+                if self.clip_biases or not name.endswith("bias"):
+                    p.clamp_(-self.clip_value, self.clip_value)
 
     # ------------------------------------------------------------------ sampling
 
