@@ -119,7 +119,13 @@ def test_per_variant_2d_settings():
     sn = compose_config(["model=sngan", "data=grid25"])
     assert sn.model.n_critic == 3 and sn.trainer.max_steps == 5000 and sn.model.net.mlp.d_gain == 30
     assert compose_config(["model=sngan", "data=mnist_5k"]).model.net.mlp.d_gain == 1.0
+    wgan_grid = compose_config(["model=wgan", "data=grid25"]).model
     assert compose_config(["model=wgan", "data=grid25"]).trainer.max_steps == 5000
+    # on the grid only: the critic's biases stay unclipped and G steps at 5e-4 (critic 1e-4)
+    assert wgan_grid.clip_biases is False and wgan_grid.clip_value == 0.01
+    assert wgan_grid.g_optimizer.lr == 5e-4 and wgan_grid.d_optimizer.lr == 1e-4
+    wgan_ring = compose_config(["model=wgan", "data=ring8"]).model
+    assert wgan_ring.clip_biases is True and wgan_ring.g_optimizer.lr == 1e-4
     # one D update per G step: 12,000 G steps
     assert compose_config(["model=gan", "data=ring8"]).trainer.max_steps == 12000
     assert compose_config(["model=gan", "data=mnist_5k"]).trainer.max_steps == 2000
