@@ -221,7 +221,9 @@ def test_groups_override_the_main_config():
     # an experiment (or a model) may set trainer values: the main config's own values come first
     assert compose_config(["experiment=cifar10_wgan_gp"]).trainer.max_steps == 100000
     default = compose_config([])  # the default run: sngan on mnist_5k (conf/model/sngan.yaml)
-    assert default.trainer.max_steps == 3000
+    assert default.trainer.max_steps == 3750  # conf/data_model/mnist_5k/sngan.yaml
+    assert compose_config(["data=cifar10"]).trainer.max_steps == 3000  # the model's own elsewhere
+    assert compose_config(["trainer.max_steps=11"]).trainer.max_steps == 11
     assert default.model.net.dcgan.extra_layers == 1
     assert compose_config(["model=dcgan"]).model.net.dcgan.extra_layers == 0  # other variants keep plain DCGAN nets
     assert compose_config(["experiment=cifar10_wgan_gp", "trainer.max_steps=7"]).trainer.max_steps == 7
