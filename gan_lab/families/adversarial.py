@@ -346,8 +346,8 @@ class AdversarialGAN(LabModule):
         ``clip_biases`` false the biases (of linear, convolution and normalisation layers) stay
         free. Biases do not change a network's slope, so leaving them free keeps the Lipschitz
         bound that clipping is for, while letting the critic's ReLU kinks sit anywhere: with both
-        clipped to [-c, c] a first-layer unit's kink line ``w.x + b = 0`` lies within about 1 of
-        the origin."""
+        clipped to [-c, c], a first-layer unit whose weights sit at the bound has its kink line
+        ``w.x + b = 0`` within ``|b| / |w|``, at most 1/sqrt(2) for 2-D input, of the origin."""
         with torch.no_grad():
             for name, p in self.discriminator.named_parameters():
                 if self.clip_biases or not name.endswith("bias"):
