@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import assert_ddp_continued_run_equals_longer_run, cli, train
+from helpers import assert_ddp_continued_run_equals_longer_run, assert_ddp_ranks_identical, cli, train
 
 TINY_CLI = [
     "model.net.dcgan.g_width=8", "model.net.dcgan.d_width=8", "model.net.mlp.width=32", "data.batch_size=16",
@@ -194,6 +194,17 @@ def test_ddp_on_cpu_keeps_ranks_identical(tmp_path):
     ckpt = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     # wgan_gp's 2-D setting: 3 critic updates per G step
     assert ckpt["gan_lab"]["counters"]["step"] == 6 and ckpt["gan_lab"]["counters"]["d"] == 18
+
+
+@pytest.mark.parametrize("model", ["gan", "wgan"])
+def test_ddp_keeps_ranks_identical_with_the_grid_settings(model, tmp_path):
+    # conf/data_model/mixture2d_grid25/: gan's R1 penalty (a double backward through the DDP-wrapped
+    # D) and wgan's clipping that leaves the critic's biases free
+    ckpt = assert_ddp_ranks_identical([f"model={model}", "data=grid25"], tmp_path, steps=2)
+    d = {k: v for k, v in ckpt["state_dict"].items() if k.startswith("nets.discriminator.")}
+    if model == "wgan":
+        assert max(float(v.abs().max()) for k, v in d.items() if k.endswith("weight")) <= 0.01 + 1e-9
+        assert max(float(v.abs().max()) for k, v in d.items() if k.endswith("bias")) > 0.01
 
 
 @pytest.mark.parametrize("raised, status", [(None, 0), (SystemExit(3), 3), (SystemExit(None), 0),
