@@ -122,3 +122,13 @@ def test_sampler_resumes_mid_epoch_and_shards():
     assert [i for _ in range(2) for i in resumed] == stream[17 * 4 :]
     ranks = [list(ResumableSampler(50, 4, seed=3, num_replicas=2, rank=r)) for r in (0, 1)]
     assert len(ranks[0]) == len(ranks[1]) == 24 and not set(ranks[0]) & set(ranks[1])
+
+
+@pytest.mark.parametrize("model", ["gan", "wgan"])
+def test_grid_settings_continue_exactly(model, tmp_path):
+    # conf/data_model/mixture2d_grid25/: gan's R1 penalty, wgan's clipping with free biases (n_critic 5)
+    from helpers import assert_continued_run_equals_longer_run
+
+    assert_continued_run_equals_longer_run(
+        [f"model={model}", "data=grid25", "data.source.n_samples=80", "trainer.log_every_n_steps=1",
+         "trainer.deterministic=true", "model.lr_schedule_steps=4"], tmp_path, first=2, total=4)
