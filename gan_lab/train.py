@@ -264,6 +264,9 @@ def exit_after_distributed_run(code: int) -> None:
     ``destroy_process_group``, and a C++ thread that needs the GIL while the interpreter is
     finalizing is ended inside a noexcept frame, which aborts the process (on a child rank,
     Lightning's observer can then kill rank 0 too). Skipping the teardown removes that window.
+    The same abort then hit a worker of the metrics DDP test in a fresh clone's suite (gloo
+    collectives, no DDP wrapper), so the wrappers are not the whole cause; that worker now leaves
+    through this function too.
     Everything the run wrote is closed by then (checkpoints are renamed into place, Lightning
     finalized the loggers, W&B is finished), so flush the log handlers and streams and leave
     with the run's status."""
