@@ -1,4 +1,4 @@
-"""Helpers of the conditional-family benchmarks (conditional.py, ssgan.py, tricks.py): train a lab
+"""Helpers of the benchmarks (conditional.py, ssgan.py, tricks.py, stacked_mnist.py, ...): train a lab
 model in this process (optionally until a wall-clock budget is spent) and score it with the lab's
 own evaluator, the code path of ``metrics=[...]`` and ``gan_lab.evaluate``."""
 
@@ -14,12 +14,18 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import compose  # noqa: E402
 
 
-def train(overrides: list[str], seconds: float | None = None, clock=time.perf_counter):
+def train(overrides: list[str], seconds: float | None = None, clock=time.perf_counter,
+          run_dir: str | None = None, checkpoint_every: int | None = None):
     """Train with the lab's loop; stop at ``trainer.max_steps`` or, with ``seconds``, at the first
     step boundary after that much training time on ``clock`` (wall time; ``time.process_time``
     for CPU seconds of this process, a budget other jobs on the machine do not shrink). Returns
-    ``(module, datamodule, seconds, steps, cfg)``."""
+    ``(module, datamodule, seconds, steps, cfg)``.
+
+    By default the run lives in a temporary directory. With ``run_dir`` it trains there with
+    ``resume=auto`` and a checkpoint every ``checkpoint_every`` G steps, so a call stopped part
+    way (SIGTERM writes a last checkpoint too) continues from there when made again."""
     import lightning as L
+    from omegaconf import open_dict
 
     import gan_lab.train as train_mod
 
@@ -43,7 +49,14 @@ def train(overrides: list[str], seconds: float | None = None, clock=time.perf_co
         return original(cfg, run_dir, callbacks + [Keep()], loggers)
 
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = compose(overrides, tmp)
+        if run_dir is None:
+            cfg = compose(overrides, tmp)
+        else:
+            cfg = compose([*overrides, "resume=auto"], run_dir)
+            with open_dict(cfg):
+                cfg.callbacks = {"checkpoint": {"_target_": "gan_lab.callbacks.GANCheckpoint",
+                                                "dirpath": os.path.join(run_dir, "checkpoints"),
+                                                "every_n_steps": checkpoint_every or 1000}}
         train_mod.build_trainer = with_keep
         try:
             train_mod.run(cfg)

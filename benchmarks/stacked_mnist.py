@@ -18,13 +18,21 @@ what a perfect generator would get with this classifier and sample size.
 Each run is appended to ``results/stacked_mnist_runs.jsonl`` (skipped if asked for again);
 ``results/stacked_mnist.json`` and ``.md`` are rewritten from all runs. ``report`` only redoes
 the tables.
+
+Long runs survive being stopped: each trains in its own directory under
+``.cache/gan_lab/benchmarks/stacked_mnist/`` with a checkpoint every ``ckpt_every`` G steps
+(default 250) and ``resume=auto``, so the same command started again continues the unfinished
+run from its last checkpoint (the lab's resume is exact) instead of step 0. The recorded
+``seconds`` sum the training time of every part; the directory is removed once the run is scored.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import shutil
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -71,36 +79,34 @@ def score(modes: torch.Tensor, data_hist: torch.Tensor) -> dict:
     return {"modes_captured": int(mask.sum()), "kl_uniform": kl_uniform, "kl_data": kl_data}
 
 
-def train_and_sample(overrides: list[str], samples: int) -> tuple[torch.Tensor, float, int]:
-    """Train with the lab's own loop; return samples of the trained module (EMA G if any)."""
-    import lightning as L
+def run_dir_of(overrides: list[str]) -> str:
+    """The run's own directory: the same overrides (model, seed, steps, extras) give the same one."""
+    key = hashlib.sha1("\n".join(overrides).encode()).hexdigest()[:10]
+    name = "-".join(o.split("=", 1)[1] for o in overrides[:1] + overrides[2:4])  # model-seed-steps
+    return os.path.join(REPO, ".cache", "gan_lab", "benchmarks", "stacked_mnist", f"{name}-{key}")
 
-    import gan_lab.train as train_mod
 
-    holder = {}
+def train_and_sample(overrides: list[str], samples: int, ckpt_every: int) -> tuple[torch.Tensor, float, int]:
+    """Train with the lab's own loop, resuming this run's last checkpoint if an earlier call was
+    stopped; return samples of the trained module (EMA G if any) and the seconds of all parts
+    (each timed around the whole call, setup included)."""
+    from lab_runs import train
 
-    class Keep(L.Callback):
-        def on_train_end(self, trainer, module):
-            holder["module"] = module
-
-    original = train_mod.build_trainer
-
-    def with_keep(cfg, run_dir, callbacks, loggers):
-        return original(cfg, run_dir, callbacks + [Keep()], loggers)
-
-    with tempfile.TemporaryDirectory() as tmp:
-        cfg = compose(overrides, tmp)
-        train_mod.build_trainer = with_keep
-        t0 = time.perf_counter()
-        try:
-            train_mod.run(cfg)
-        finally:
-            train_mod.build_trainer = original
-        seconds = time.perf_counter() - t0
-    module = holder["module"].cpu()
+    run_dir = run_dir_of(overrides)
+    os.makedirs(run_dir, exist_ok=True)
+    spent_file = os.path.join(run_dir, "seconds_before.json")
+    spent = json.load(open(spent_file))["seconds"] if os.path.exists(spent_file) else 0.0
+    t0 = time.perf_counter()
+    try:
+        module, _, _, steps, _ = train(overrides, run_dir=run_dir, checkpoint_every=ckpt_every)
+    finally:
+        # a stopped part still counts: the next call resumes from its last checkpoint
+        with open(spent_file, "w") as f:
+            json.dump({"seconds": spent + time.perf_counter() - t0}, f)
+    seconds = spent + time.perf_counter() - t0
     gen = torch.Generator().manual_seed(12345)
     out = [module.sample(min(500, samples - i), gen).x for i in range(0, samples, 500)]
-    return torch.cat(out), seconds, module.step
+    return torch.cat(out), seconds, steps
 
 
 def report() -> None:
@@ -157,7 +163,7 @@ def main(argv: list[str]) -> None:
         report()
         return
     args, extra = parse_args(argv, {"variants": ",".join(VARIANTS), "seeds": "1", "first_seed": "0",
-                                    "steps": "2000", "samples": "10000", "threads": "1"})
+                                    "steps": "2000", "samples": "10000", "threads": "1", "ckpt_every": "250"})
     pin_threads(int(args["threads"]))
     quiet_lightning()
     steps, samples = int(args["steps"]), int(args["samples"])
@@ -183,11 +189,12 @@ def main(argv: list[str]) -> None:
             if (model, seed, steps, samples, tuple(extra)) in done:
                 continue
             overrides = [f"model={model}", "data=stacked_mnist_5k", f"seed={seed}", f"trainer.max_steps={steps}", *extra]
-            fake, seconds, g_steps = train_and_sample(overrides, samples)
+            fake, seconds, g_steps = train_and_sample(overrides, samples, int(args["ckpt_every"]))
             rec = {"model": model, "seed": seed, "steps": steps, "samples": samples, "extra": extra,
                    **score(modes_of(fake, clf), data_hist), "seconds": round(seconds, 1),
                    "real_data": real_data, "classifier": classifier, "machine": info}
             append_jsonl(RUNS, rec)
+            shutil.rmtree(run_dir_of(overrides), ignore_errors=True)
             print(f"{model} seed {seed}: {rec['modes_captured']} modes, KL(u) {rec['kl_uniform']:.3f}, "
                   f"KL(data) {rec['kl_data']:.3f} ({seconds:.0f} s)", flush=True)
     report()
