@@ -198,8 +198,8 @@ def test_ddp_on_cpu_keeps_ranks_identical(tmp_path):
 
 @pytest.mark.parametrize("model", ["gan", "wgan"])
 def test_ddp_keeps_ranks_identical_with_the_grid_settings(model, tmp_path):
-    # conf/data_model/mixture2d_grid25/: gan's R1 penalty (a double backward through the DDP-wrapped
-    # D) and wgan's clipping that leaves the critic's biases free
+    # the grid's settings (conf/data_model/): gan's R1 penalty (a double backward through the
+    # DDP-wrapped D) and wgan's 2-D clipping that leaves the critic's biases free
     ckpt = assert_ddp_ranks_identical([f"model={model}", "data=grid25"], tmp_path, steps=2)
     d = {k: v for k, v in ckpt["state_dict"].items() if k.startswith("nets.discriminator.")}
     if model == "wgan":

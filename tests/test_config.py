@@ -119,13 +119,21 @@ def test_per_variant_2d_settings():
     sn = compose_config(["model=sngan", "data=grid25"])
     assert sn.model.n_critic == 3 and sn.trainer.max_steps == 5000 and sn.model.net.mlp.d_gain == 30
     assert compose_config(["model=sngan", "data=mnist_5k"]).model.net.mlp.d_gain == 1.0
-    wgan_grid = compose_config(["model=wgan", "data=grid25"]).model
-    assert compose_config(["model=wgan", "data=grid25"]).trainer.max_steps == 5000
-    # on the grid only: the critic's biases stay unclipped and G steps at 5e-4 (critic 1e-4)
-    assert wgan_grid.clip_biases is False and wgan_grid.clip_value == 0.01
-    assert wgan_grid.g_optimizer.lr == 5e-4 and wgan_grid.d_optimizer.lr == 1e-4
-    wgan_ring = compose_config(["model=wgan", "data=ring8"]).model
-    assert wgan_ring.clip_biases is True and wgan_ring.g_optimizer.lr == 1e-4
+    # grid25 only: the critic at 3e-4 (G and the ring keep 1e-3)
+    assert sn.model.d_optimizer.lr == 3e-4 and sn.model.g_optimizer.lr == 1e-3
+    assert compose_config(["model=sngan", "data=ring8"]).model.d_optimizer.lr == 1e-3
+    # wgan on both mixtures: the critic's biases stay unclipped (its weights keep the 0.01 box),
+    # G steps at 5e-4 and the critic at 2.5e-5; on images the variant's own 5e-5 and clipped biases
+    for data in ("ring8", "grid25"):
+        wgan_2d = compose_config(["model=wgan", f"data={data}"])
+        assert wgan_2d.trainer.max_steps == 5000 and wgan_2d.model.clip_value == 0.01
+        assert wgan_2d.model.clip_biases is False
+        assert wgan_2d.model.g_optimizer.lr == 5e-4 and wgan_2d.model.d_optimizer.lr == 2.5e-5
+    # and on the grid a 4-layer critic (conf/data_model/mixture2d_grid25/wgan.yaml)
+    assert compose_config(["model=wgan", "data=grid25"]).model.net.mlp.d_depth == 4
+    assert compose_config(["model=wgan", "data=ring8"]).model.net.mlp.d_depth == 3
+    wgan_images = compose_config(["model=wgan", "data=mnist_5k"]).model
+    assert wgan_images.clip_biases is True and wgan_images.d_optimizer.lr == 5e-5
     # one D update per G step: 12,000 G steps
     assert compose_config(["model=gan", "data=ring8"]).trainer.max_steps == 12000
     assert compose_config(["model=gan", "data=mnist_5k"]).trainer.max_steps == 2000

@@ -126,7 +126,8 @@ def test_sampler_resumes_mid_epoch_and_shards():
 
 @pytest.mark.parametrize("model", ["gan", "wgan"])
 def test_grid_settings_continue_exactly(model, tmp_path):
-    # conf/data_model/mixture2d_grid25/: gan's R1 penalty, wgan's clipping with free biases (n_critic 5)
+    # the grid's settings (conf/data_model/): gan's R1 penalty, wgan's 2-D clipping with free biases
+    # (n_critic 5)
     from helpers import assert_continued_run_equals_longer_run
 
     assert_continued_run_equals_longer_run(
